@@ -1,0 +1,92 @@
+"""FlaskLLM: a small, secure Flask service that puts LLMs into Excel.
+
+`create_app` is the only entry point; every piece of state lives in
+`app.extensions["flaskllm"]` (never in module globals), so tests can build as many
+independent apps as they like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from flask_cors import CORS
+
+__version__ = "1.0.0"
+
+
+@dataclass
+class AppState:
+    """Everything one app instance owns."""
+
+    settings: Any
+    tokens: Any
+    provider: Any
+    service: Any
+    limiter: Any
+
+
+def create_app(settings: Any = None) -> Flask:
+    """Build the app from `settings` (default: environment and `.env`)."""
+    from backend import api, errors, limits, observability
+    from backend.auth import TokenChecker
+    from backend.cache import build_cache
+    from backend.providers import build_provider
+    from backend.service import Service
+    from backend.settings import Settings
+    from backend.tasks import load_templates
+
+    settings = settings or Settings()
+    observability.configure_logging(settings.log_level)
+    generated = settings.ensure_token()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if generated:
+        app.config["GENERATED_TOKEN"] = generated
+
+    provider = build_provider(settings)
+    cache = build_cache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries, app.instance_path)
+    service = Service(settings, provider, load_templates(settings.prompt_templates), cache)
+
+    observability.init_app(app, settings)
+    errors.register_error_handlers(app)
+    CORS(
+        app,
+        resources={r"/api/*": {}, r"/addin/*": {}},
+        origins=settings.allowed_origins,
+        allow_headers=["Content-Type", "X-API-Token", "Authorization", "X-Request-ID"],
+        expose_headers=[
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "X-Request-ID",
+        ],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+        supports_credentials=False,
+    )
+    limiter = limits.build_limiter(app, settings)
+    app.register_blueprint(api.bp)
+    for endpoint in ("api.webhook", "api.batch"):  # wrapped per app: limits live in its limiter
+        app.view_functions[endpoint] = limits.llm_limit(limiter, settings, api.batch_cost)(
+            app.view_functions[endpoint]
+        )
+    _register_addin(app)
+
+    app.extensions["flaskllm"] = AppState(
+        settings, TokenChecker(settings.api_token), provider, service, limiter
+    )
+    return app
+
+
+def _register_addin(app: Flask) -> None:
+    """Serve the Excel kit under /addin/ when its blueprint is present."""
+    try:
+        from backend.addin import bp as addin_bp
+    except ImportError:
+        return
+    app.register_blueprint(addin_bp)

@@ -1,0 +1,107 @@
+"""Blueprint /api/v1: thin views that parse, validate, call the service and answer JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from backend import __version__
+from backend.auth import require_token
+from backend.errors import InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
+from backend.schemas import BatchRequest, TaskOptions, WebhookRequest, validate
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def state() -> Any:
+    return current_app.extensions["flaskllm"]
+
+
+def _checker() -> Any:
+    return state().tokens
+
+
+def read_json() -> Any:
+    """The request body as a JSON object; 415 / 400 otherwise. Parsed once per request."""
+    if "body" in g:
+        return g.body
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType()
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise InvalidJSON("Request body is empty; send a JSON object.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidJSON() from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body: must be a JSON object")
+    g.body = body
+    return body
+
+
+def batch_cost() -> int:
+    """Rate-limit units for this request: one per batch row (1 if the body is unreadable)."""
+    try:
+        items = read_json().get("items")
+    except Exception:  # the view will answer the real error
+        return 1
+    limit = state().settings.batch_max_items
+    return len(items) if isinstance(items, list) and 0 < len(items) <= limit else 1
+
+
+def _elapsed() -> float:
+    started: float = g.started
+    return round(time.perf_counter() - started, 4)
+
+
+@bp.get("/health")
+def health() -> Response:
+    settings = state().settings
+    return jsonify(
+        status="ok",
+        version=__version__,
+        environment=settings.environment.value,
+        provider=state().service.provider.name,
+        batch_max_items=settings.batch_max_items,
+    )
+
+
+@bp.post("/webhook")
+@require_token(_checker)
+def webhook() -> Response:
+    service = state().service
+    item = validate(WebhookRequest, read_json(), service.validation_context)
+    g.task = item.type
+    outcome = service.process(item)
+    g.provider, g.model, g.cached = outcome.body["provider"], outcome.body["model"], outcome.cached
+    g.input_tokens, g.output_tokens = outcome.usage.input_tokens, outcome.usage.output_tokens
+    return jsonify({**outcome.body, "processing_time": _elapsed(), "request_id": g.request_id})
+
+
+@bp.post("/batch")
+@require_token(_checker)
+def batch() -> Response:
+    service = state().service
+    body = read_json()
+    limit = state().settings.batch_max_items
+    items = body.get("items")
+    if isinstance(items, list) and len(items) > limit:
+        raise TooManyItems(f"items: at most {limit} rows per batch (got {len(items)}); split the request.")
+    envelope = validate(BatchRequest, body, service.validation_context)
+    defaults = envelope.defaults.model_dump(exclude_none=True) if envelope.defaults else {}
+    if "source" in defaults:
+        defaults["source"] = defaults["source"].value
+    answer = service.process_batch(envelope.items, defaults)
+    stats = answer["stats"]
+    g.rows, g.cached = stats["total"], stats["cached"]
+    g.input_tokens, g.output_tokens = stats["usage"]["input_tokens"], stats["usage"]["output_tokens"]
+    g.provider = service.provider.name
+    return jsonify({**answer, "processing_time": _elapsed(), "request_id": g.request_id})
+
+
+__all__ = ["TaskOptions", "batch", "batch_cost", "bp", "health", "webhook"]

@@ -1,0 +1,226 @@
+"""Two-level response cache, so Excel recalculating a sheet never pays for an answer twice.
+
+L1 is a per-process `cachetools.TTLCache`. L2 is shared by every worker and survives a
+restart, chosen by CACHE_URL:
+
+    memory://             L1 only
+    sqlite:///path.db     one machine, several gunicorn / PythonAnywhere workers (default:
+                          a file in the app's instance folder; WAL, short busy timeout)
+    redis://host:port/0   several machines
+
+L2 is an optimisation, never a dependency: an unreadable, locked or corrupt file, or Redis
+going away, logs one warning and the cache runs on L1 until the store answers again.
+Only successes are stored; errors never are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from cachetools import TTLCache
+
+log = logging.getLogger("backend.cache")
+
+RETRY_STORE_AFTER = 5.0  # seconds a failed L2 is left alone before it is tried again
+
+
+def cache_key(
+    *,
+    provider: str,
+    model: str,
+    task: str,
+    language: str | None,
+    source: str | None,
+    template_version: int,
+    prompt: str,
+) -> str:
+    """sha256 over everything that changes the answer; whitespace differences do not."""
+    normalised = " ".join(prompt.split())
+    parts = [provider, model, task, language or "", source or "", str(template_version), normalised]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Store(Protocol):
+    """A shared L2: get/set JSON text by key, raising on any trouble."""
+
+    def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str, ttl: int) -> None: ...
+
+
+class SQLiteStore:
+    """A SQLite file shared by the processes of one machine.
+
+    One connection per thread (sqlite3 connections are not thread-safe). The file's inode
+    is checked every few seconds so a file deleted or replaced under a running server is
+    reopened instead of writing into an unlinked inode forever.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._generation = 0
+        self._inode: int | None = None
+        self._checked = 0.0
+        self._writes = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=0.2, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=200")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses"
+            " (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL)"
+        )
+        self._inode = os.stat(self.path).st_ino
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        now = time.monotonic()
+        if now - self._checked > 2.0:
+            self._checked = now
+            try:
+                inode: int | None = os.stat(self.path).st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                self._generation += 1
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "generation", -1) != self._generation:
+            if conn is not None:
+                conn.close()
+            conn = self._connect()
+            self._local.conn, self._local.generation = conn, self._generation
+        return conn
+
+    def _reset(self) -> None:
+        """Drop this thread's connection so the next call starts afresh."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def get(self, key: str) -> str | None:
+        try:
+            row = (
+                self._conn()
+                .execute("SELECT value FROM responses WHERE key = ? AND expires > ?", (key, time.time()))
+                .fetchone()
+            )
+        except sqlite3.Error:
+            self._reset()
+            raise
+        return row[0] if row else None
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        try:
+            conn = self._conn()
+            conn.execute(
+                "INSERT OR REPLACE INTO responses (key, value, expires) VALUES (?, ?, ?)",
+                (key, value, time.time() + ttl),
+            )
+            self._writes += 1
+            if self._writes % 1000 == 0:
+                conn.execute("DELETE FROM responses WHERE expires <= ?", (time.time(),))
+        except sqlite3.Error:
+            self._reset()
+            raise
+
+
+class RedisStore:
+    """Redis for several machines; short socket timeouts so an outage cannot stall requests."""
+
+    PREFIX = "flaskllm:cache:"
+
+    def __init__(self, url: str) -> None:
+        import redis  # the [redis] extra; imported only when configured
+
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def get(self, key: str) -> str | None:
+        value = self.client.get(self.PREFIX + key)
+        return value.decode("utf-8") if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: str, ttl: int) -> None:
+        self.client.set(self.PREFIX + key, value, ex=max(1, ttl))
+
+
+class ResponseCache:
+    """L1 in front of an optional L2 that is skipped for a while after it fails."""
+
+    def __init__(self, store: Store | None, ttl: int, max_entries: int) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.enabled = ttl > 0 and max_entries > 0
+        self._l1: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=max(1, max_entries), ttl=max(1, ttl))
+        self._lock = threading.Lock()
+        self._store_down_until = 0.0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            value = self._l1.get(key)
+        if value is not None:
+            return value
+        text = self._store_call("get", key)
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        with self._lock:
+            self._l1[key] = value
+        return value
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._l1[key] = value
+        self._store_call("set", key, json.dumps(value, ensure_ascii=False), self.ttl)
+
+    def _store_call(self, method: str, *args: Any) -> Any:
+        if self.store is None or time.monotonic() < self._store_down_until:
+            return None
+        try:
+            result = getattr(self.store, method)(*args)
+        except Exception as exc:  # any store failure degrades to L1 only
+            if self._store_down_until == 0.0:
+                log.warning("response cache store unavailable, serving without it: %s", type(exc).__name__)
+            self._store_down_until = time.monotonic() + RETRY_STORE_AFTER
+            return None
+        if self._store_down_until:
+            log.warning("response cache store is back")
+            self._store_down_until = 0.0
+        return result
+
+
+def build_cache(url: str, ttl: int, max_entries: int, instance_path: str) -> ResponseCache:
+    """The cache CACHE_URL describes; an empty URL means a SQLite file in the instance folder."""
+    url = url or f"sqlite:///{Path(instance_path) / 'response-cache.sqlite3'}"
+    scheme = urlparse(url).scheme
+    store: Store | None
+    if scheme == "memory":
+        store = None
+    elif scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        store = SQLiteStore(Path(path).expanduser())
+    elif scheme in ("redis", "rediss", "unix"):
+        store = RedisStore(url)
+    else:
+        raise ValueError(f"CACHE_URL={url!r}: use memory://, sqlite:///path or redis://host:port/db")
+    return ResponseCache(store, ttl, max_entries)

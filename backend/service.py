@@ -1,0 +1,224 @@
+"""The work behind the endpoints: one item, or a batch of them, through cache and provider.
+
+Views stay thin: they validate and hand a `WebhookRequest` here. A batch validates its
+rows one by one (a bad row fails alone), answers cache hits and duplicates without a
+provider call, runs the rest on a bounded thread pool under one deadline, and returns
+every row, in input order, finished or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from backend.cache import ResponseCache, cache_key
+from backend.errors import (
+    APIError,
+    DeadlineExceeded,
+    InternalError,
+    InvalidInput,
+    UnsupportedByProvider,
+    log_crash,
+)
+from backend.providers.base import Provider, Usage
+from backend.schemas import BatchItem, WebhookRequest, describe_errors
+from backend.settings import Settings
+from backend.tasks import Template, parse_answer, text_form
+
+log = logging.getLogger("backend.service")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one item produced: the response fields, and what it cost."""
+
+    body: dict[str, Any]
+    usage: Usage
+    cached: bool
+
+
+class Service:
+    """Processes items with one provider, one cache and one set of templates per app."""
+
+    def __init__(
+        self, settings: Settings, provider: Provider, templates: dict[str, Template], cache: ResponseCache
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.templates = templates
+        self.cache = cache
+
+    @property
+    def validation_context(self) -> dict[str, Any]:
+        return {"max_prompt_length": self.settings.max_prompt_length, "task_types": tuple(self.templates)}
+
+    def key_for(self, item: WebhookRequest) -> str:
+        task = item.type or "summary"
+        return cache_key(
+            provider=self.provider.name,
+            model=self.provider.model,
+            task=task,
+            language=item.language,
+            source=item.source.value if item.source else None,
+            template_version=self.templates[task].version,
+            prompt=item.prompt,
+        )
+
+    def cached(self, key: str) -> Outcome | None:
+        """A stored answer, marked as cached and costing nothing, or None."""
+        body = self.cache.get(key)
+        if body is None:
+            return None
+        return Outcome({**body, "cached": True, "usage": Usage().as_dict()}, Usage(), True)
+
+    def process(self, item: WebhookRequest, deadline: float | None = None) -> Outcome:
+        """Answer one item from the cache or the provider; raises APIError on failure."""
+        key = self.key_for(item)
+        hit = self.cached(key)
+        return hit if hit is not None else self._compute(item, key, deadline)
+
+    def _compute(self, item: WebhookRequest, key: str, deadline: float | None) -> Outcome:
+        task = item.type or "summary"
+        supported = self.provider.supported_tasks
+        if supported is not None and task not in supported:
+            raise UnsupportedByProvider(
+                f"The '{task}' task needs an LLM: the server runs the offline 'local' provider. "
+                "Ask the operator to set OPENAI_API_KEY or ANTHROPIC_API_KEY."
+            )
+        template = self.templates[task]
+        job = template.render(
+            item.prompt,
+            item.language,
+            item.source.value if item.source else None,
+            self.settings.max_output_tokens,
+        )
+        timeout = self.settings.request_timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise DeadlineExceeded()
+        completion = self.provider.complete(job, timeout)
+        result = (
+            completion.result
+            if completion.result is not None
+            else parse_answer(template.result, completion.text)
+        )
+        body = {
+            "summary": text_form(result),
+            "type": task,
+            "result": result,
+            "provider": self.provider.name,
+            "model": completion.model,
+            "usage": completion.usage.as_dict(),
+        }
+        self.cache.set(key, body)
+        return Outcome({**body, "cached": False}, completion.usage, False)
+
+    # ------------------------------------------------------------------ batch
+
+    def process_batch(self, raw_items: list[Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        """Every row's result in input order, plus stats. Never raises for a row's failure."""
+        deadline = time.monotonic() + self.settings.batch_timeout
+        results: list[dict[str, Any] | None] = [None] * len(raw_items)
+        pending: dict[str, list[int]] = {}  # cache key -> row indexes waiting for it
+        items: dict[str, BatchItem] = {}
+        ids: list[Any] = [None] * len(raw_items)
+
+        for index, raw in enumerate(raw_items):
+            item, error = self._validate_row(raw, defaults)
+            ids[index] = (
+                raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), (str, int)) else None
+            )
+            if error is not None:
+                results[index] = self._row_error(index, ids[index], error)
+                continue
+            assert item is not None
+            key = self.key_for(item)
+            if key in pending:
+                pending[key].append(index)
+                continue
+            hit = self.cached(key)
+            if hit is not None:
+                results[index] = self._row_ok(index, ids[index], hit)
+            else:
+                pending[key] = [index]
+                items[key] = item
+
+        outcomes = self._run_pool(items, deadline)
+        for key, indexes in pending.items():
+            outcome = outcomes.get(key) or DeadlineExceeded()
+            for n, index in enumerate(indexes):
+                if isinstance(outcome, APIError):
+                    results[index] = self._row_error(index, ids[index], outcome)
+                elif n == 0:
+                    results[index] = self._row_ok(index, ids[index], outcome)
+                else:  # a duplicate row: same answer, not paid for again
+                    dup = Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
+                    results[index] = self._row_ok(index, ids[index], dup)
+        return self._summarise([r for r in results if r is not None], outcomes)
+
+    def _validate_row(self, raw: Any, defaults: dict[str, Any]) -> tuple[BatchItem | None, APIError | None]:
+        if not isinstance(raw, dict):
+            return None, InvalidInput("item: must be a JSON object")
+        merged = {**{k: v for k, v in defaults.items() if v is not None}, **raw}
+        try:
+            return BatchItem.model_validate(merged, context=self.validation_context), None
+        except ValidationError as exc:
+            message, details = describe_errors(exc)
+            return None, InvalidInput(message, details=details)
+
+    def _run_pool(self, items: dict[str, BatchItem], deadline: float) -> dict[str, Outcome | APIError]:
+        """Compute the distinct misses on BATCH_CONCURRENCY threads until the deadline."""
+        outcomes: dict[str, Outcome | APIError] = {}
+        if not items:
+            return outcomes
+        workers = min(self.settings.batch_concurrency, len(items))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+        try:
+            futures = {pool.submit(self._guarded, item, key, deadline): key for key, item in items.items()}
+            done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            for future in done:
+                outcomes[futures[future]] = future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return outcomes
+
+    def _guarded(self, item: BatchItem, key: str, deadline: float) -> Outcome | APIError:
+        try:
+            return self._compute(item, key, deadline)
+        except APIError as err:
+            return err
+        except Exception as exc:  # a bug in one row must not take the batch down
+            log_crash(log, exc, "batch row crashed")
+            return InternalError()
+
+    @staticmethod
+    def _row_ok(index: int, row_id: Any, outcome: Outcome) -> dict[str, Any]:
+        return {"index": index, "id": row_id, "ok": True, **outcome.body}
+
+    @staticmethod
+    def _row_error(index: int, row_id: Any, err: APIError) -> dict[str, Any]:
+        return {"index": index, "id": row_id, "ok": False, "error": err.to_dict()}
+
+    @staticmethod
+    def _summarise(results: list[dict[str, Any]], outcomes: dict[str, Outcome | APIError]) -> dict[str, Any]:
+        usage = Usage()
+        for outcome in outcomes.values():
+            if isinstance(outcome, Outcome):
+                usage = usage + outcome.usage
+        succeeded = sum(1 for r in results if r["ok"])
+        return {
+            "results": results,
+            "stats": {
+                "total": len(results),
+                "succeeded": succeeded,
+                "failed": len(results) - succeeded,
+                "cached": sum(1 for r in results if r["ok"] and r.get("cached")),
+                "usage": usage.as_dict(),
+            },
+        }

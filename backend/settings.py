@@ -1,0 +1,159 @@
+"""All configuration, from environment variables and `.env`, validated once at start-up.
+
+Names and defaults of the original spec are kept (ENVIRONMENT, API_TOKEN, RATE_LIMIT, ...);
+everything added since is listed in ../shared/design.md and commented in `.env.example`.
+Secrets are `SecretStr` so they never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_PRODUCTION_TOKEN_LENGTH = 32
+
+
+class Environment(str, Enum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a service (raised at start-up, never per request)."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Field names are the env var names, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.development
+    debug: bool = False
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)
+
+    # Security
+    api_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+
+    # Provider
+    llm_provider: str = "auto"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4"
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_base_url: str | None = None
+    request_timeout: float = Field(30.0, gt=0, le=600)
+    max_retries: int = Field(2, ge=0, le=10)
+    max_output_tokens: int = Field(1024, ge=16, le=32768)
+
+    # Input limits
+    max_prompt_length: int = Field(4000, ge=1, le=1_000_000)
+    batch_max_items: int = Field(100, ge=1, le=10_000)
+    batch_concurrency: int = Field(8, ge=1, le=256)
+    batch_timeout: float = Field(50.0, gt=0, le=3600)
+
+    # Rate limits
+    rate_limit_enabled: bool = True
+    rate_limit: int = Field(60, ge=1)
+    rate_limit_storage_uri: str = "memory://"
+
+    # Cache
+    cache_url: str = ""  # empty: sqlite file in the app's instance folder
+    cache_ttl: int = Field(7 * 24 * 3600, ge=0)
+    cache_max_entries: int = Field(10_000, ge=0)
+
+    # Task templates
+    prompt_templates: Path | None = None
+
+    # Excel add-in
+    addin_namespace: str = Field("LLM", pattern=r"^[A-Z][A-Z0-9]{0,31}$")
+    public_url: str | None = None
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _tokens(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("llm_provider")
+    @classmethod
+    def _provider_name(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("openai_api_key", "anthropic_api_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> Settings:
+        """Production refuses weak or missing tokens; development invents one."""
+        if self.environment is Environment.production:
+            if not self.api_token:
+                raise ConfigurationError(
+                    "API_TOKEN is required in production: set it to one or more "
+                    "comma-separated random tokens of at least 32 characters."
+                )
+            short = [t for t in self.api_token if len(t.get_secret_value()) < MIN_PRODUCTION_TOKEN_LENGTH]
+            if short:
+                raise ConfigurationError(
+                    f"API_TOKEN: every token must be at least {MIN_PRODUCTION_TOKEN_LENGTH} "
+                    "characters in production (generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+    @property
+    def resolved_provider(self) -> str:
+        """`auto` picks openai, then anthropic, by which key is set; else the offline `local`."""
+        if self.llm_provider != "auto":
+            return self.llm_provider
+        if self.openai_api_key:
+            return "openai"
+        if self.anthropic_api_key:
+            return "anthropic"
+        return "local"
+
+    def ensure_token(self) -> str | None:
+        """Generate a development token when none is configured; return it so it can be printed."""
+        if self.api_token:
+            return None
+        token = secrets.token_urlsafe(32)
+        self.api_token = [SecretStr(token)]
+        return token
+
+    @property
+    def max_content_length(self) -> int:
+        """The largest valid request, and no larger.
+
+        A batch of BATCH_MAX_ITEMS rows, each prompt at MAX_PROMPT_LENGTH characters that
+        JSON may escape to 12 bytes each (a surrogate pair as two \\uXXXX), plus a
+        per-row allowance for the other fields and the envelope.
+        """
+        per_item = self.max_prompt_length * 12 + 1024
+        return self.batch_max_items * per_item + 4096

@@ -1,0 +1,212 @@
+"""Pieces shared by the benchmark and load-test scripts: start the mock LLM and gunicorn
+on free loopback ports, fire keep-alive HTTP requests from threads, summarise latencies.
+
+Figures only: nothing here asserts a speed. The scripts print tables and write JSON
+under scripts/results/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token-0123456789-abcdefghijklmnopqrstuvwxyz"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(port: int, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port} within {timeout} s")
+
+
+@contextmanager
+def mock_llm(latency_ms: float = 0.0) -> Iterator[str]:
+    """The mock LLM in its own process (so its CPU is not the app's); yields its URL."""
+    proc = subprocess.Popen(
+        [PYTHON, str(ROOT / "scripts" / "mock_llm.py"), "--port", "0", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("MOCK_LLM_LISTENING "):
+            raise RuntimeError(f"mock did not start: {line!r}")
+        yield line.split(" ", 1)[1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def configure_mock(url: str, **config: Any) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("POST", "/_mock/config", json.dumps(config), {"Content-Type": "application/json"})
+    conn.getresponse().read()
+
+
+@dataclass
+class Server:
+    port: int
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def worker_rss_mb(self) -> float:
+        """Resident memory of the gunicorn master and workers, in MB."""
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 2,
+             threads: int = 32, timeout: int = 120) -> Iterator[Server]:
+    """The app under gunicorn on a free loopback port, with `env` as its settings."""
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="flaskllm-bench-")
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "API_TOKEN"))},
+        "ENVIRONMENT": "production",
+        "API_TOKEN": TOKEN,
+        "LOG_LEVEL": "WARNING",
+        "CACHE_URL": f"sqlite:///{tmp}/cache.sqlite3",
+        "RATE_LIMIT_ENABLED": "false",
+        **env,
+    }
+    args = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class,
+            "--timeout", str(timeout), "--graceful-timeout", "5", "--log-level", "warning"]
+    if worker_class == "gthread":
+        args += ["--threads", str(threads)]
+    else:
+        args += ["--worker-connections", "1000"]
+    proc = subprocess.Popen([*args, "wsgi:application"], cwd=ROOT, env=full_env)
+    try:
+        wait_http(port, "/api/v1/health")
+        yield Server(port, proc, full_env)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class Result:
+    status: int
+    seconds: float
+    body: bytes
+
+
+def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> Result:
+    headers = {"X-API-Token": TOKEN}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    started = time.perf_counter()
+    conn.request(method, path, data, headers)
+    response = conn.getresponse()
+    payload = response.read()
+    return Result(response.status, time.perf_counter() - started, payload)
+
+
+def load(port: int, concurrency: int, total: int,
+         make: Callable[[int], tuple[str, str, Any]]) -> dict[str, Any]:
+    """Send `total` requests from `concurrency` keep-alive connections; `make(i)` builds request i."""
+    counter = iter(range(total))
+    lock = threading.Lock()
+    results: list[Result] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        mine: list[Result] = []
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            method, path, body = make(i)
+            try:
+                mine.append(request(conn, method, path, body))
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                mine.append(Result(599, 0.0, b""))
+        with lock:
+            results.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return summarise(results, wall)
+
+
+def summarise(results: list[Result], wall: float) -> dict[str, Any]:
+    times = sorted(r.seconds for r in results if r.status < 400)
+    statuses: dict[str, int] = {}
+    for r in results:
+        statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
+
+    def pct(p: float) -> float:
+        return round(times[min(len(times) - 1, int(p * len(times)))] * 1000, 2) if times else 0.0
+
+    return {
+        "requests": len(results),
+        "wall_s": round(wall, 3),
+        "rps": round(len(results) / wall, 1) if wall else 0.0,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(times) * 1000, 2) if times else 0.0,
+        "statuses": statuses,
+    }
+
+
+def write_json(name: str, data: Any) -> Path:
+    out = ROOT / "scripts" / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    return out
