@@ -29,7 +29,7 @@ class AppState:
 
 def create_app(settings: Any = None) -> Flask:
     """Build the app from `settings` (default: environment and `.env`)."""
-    from backend import api, errors, limits, observability
+    from backend import addin, api, apidocs, errors, limits, observability
     from backend.auth import TokenChecker
     from backend.cache import build_cache
     from backend.providers import build_provider
@@ -71,22 +71,15 @@ def create_app(settings: Any = None) -> Flask:
     )
     limiter = limits.build_limiter(app, settings)
     app.register_blueprint(api.bp)
+    app.register_blueprint(apidocs.bp)
+    app.register_blueprint(addin.bp)
     for endpoint in ("api.webhook", "api.batch"):  # wrapped per app: limits live in its limiter
         app.view_functions[endpoint] = limits.llm_limit(limiter, settings, api.batch_cost)(
             app.view_functions[endpoint]
         )
-    _register_addin(app)
 
     app.extensions["flaskllm"] = AppState(
         settings, TokenChecker(settings.api_token), provider, service, limiter
     )
     return app
 
-
-def _register_addin(app: Flask) -> None:
-    """Serve the Excel kit under /addin/ when its blueprint is present."""
-    try:
-        from backend.addin import bp as addin_bp
-    except ImportError:
-        return
-    app.register_blueprint(addin_bp)

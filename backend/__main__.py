@@ -31,7 +31,9 @@ def main() -> int:
     )
     if generated:
         print(f"No API_TOKEN configured: use this generated token for this run: {generated}", flush=True)
-    app.run(host=settings.host, port=settings.port, debug=False, threaded=True)
+    # No reloader: it would restart the process and print a second, different token.
+    debug = settings.debug and not settings.is_production
+    app.run(host=settings.host, port=settings.port, debug=debug, use_reloader=False, threaded=True)
     return 0
 
 

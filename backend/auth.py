@@ -78,6 +78,7 @@ def require_token(get_checker: Callable[[], TokenChecker]) -> Callable[[F], F]:
                 raise Unauthorized()
             return view(*args, **kwargs)
 
+        wrapper.requires_token = True  # type: ignore[attr-defined]  # read by backend/openapi.py
         return wrapper  # type: ignore[return-value]
 
     return decorate

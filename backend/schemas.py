@@ -119,9 +119,13 @@ class BatchItem(WebhookRequest):
 
 
 class BatchRequest(_Strict):
-    """The batch envelope. Rows are validated one by one, so a bad row fails only itself."""
+    """The batch envelope. Rows are validated one by one, so a bad row fails only itself.
 
-    items: list[dict[str, Any]] = Field(..., min_length=1, description="1..BATCH_MAX_ITEMS rows (BatchItem).")
+    `items` takes any JSON values: a row that is not even an object (a bare string from a
+    blank Excel cell, a null) is answered as a failed row, not a 400 for the whole batch.
+    """
+
+    items: list[Any] = Field(..., min_length=1, description="1..BATCH_MAX_ITEMS rows (BatchItem).")
     defaults: TaskOptions | None = None
 
 
@@ -140,7 +144,9 @@ class Entity(BaseModel):
     label: str
 
 
-class WebhookResponse(BaseModel):
+class Answer(BaseModel):
+    """The fields one processed text answers with, alone (webhook) or as a batch row."""
+
     summary: str = Field(..., description="The text form of the result (always a string).")
     type: str
     result: str | list[str] | Sentiment | list[Entity]
@@ -148,6 +154,9 @@ class WebhookResponse(BaseModel):
     model: str
     cached: bool
     usage: Usage
+
+
+class WebhookResponse(Answer):
     processing_time: float
     request_id: str | None = None
 
@@ -163,7 +172,7 @@ class ErrorResponse(BaseModel):
     request_id: str | None = None
 
 
-class BatchRowOk(WebhookResponse):
+class BatchRowOk(Answer):  # rows carry no processing_time or request_id of their own
     index: int
     id: str | int | None
     ok: Literal[True]

@@ -1,0 +1,241 @@
+"""The OpenAPI 3.1 contract, generated from the running app so it cannot drift from it.
+
+Paths and methods come from `app.url_map` (every /api/v1 rule); bodies and answers from
+the pydantic models the views validate with (backend/schemas.py); which routes need a
+token, which are rate limited, and every error status from the decorators actually on the
+views and from the APIError tree in backend/errors.py. Limits that depend on settings
+(MAX_PROMPT_LENGTH, BATCH_MAX_ITEMS, the configured task types) are written into the
+schemas, so a client generator or a fuzzer sees the same bounds the server enforces.
+The only hand-written part is `DOCS`: a summary and an example per endpoint, and which
+models it takes. A route missing from `DOCS` still appears, flagged `x-undocumented`, and
+a test fails on that flag.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from backend import __version__
+from backend.errors import APIError
+from backend.schemas import (
+    ISO_639_1,
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    HealthResponse,
+    WebhookRequest,
+    WebhookResponse,
+)
+
+PREFIX = "/api/v1"
+REF = "#/components/schemas/{model}"
+SECURITY = [{"ApiTokenHeader": []}, {"BearerToken": []}, {"ApiTokenQuery": []}]
+# A prompt: not blank, no NUL (the validator's rules, as a regex a fuzzer can satisfy).
+PROMPT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# ISO 639-1 as a pattern, not an enum: same set, but fuzzers and docs do not list 184 values.
+LANGUAGE_PATTERN = "^(" + "|".join(sorted(ISO_639_1)) + ")$"
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the code cannot say about an endpoint: its purpose, models and examples."""
+
+    summary: str
+    description: str = ""
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    media_type: str = "application/json"
+    errors: tuple[int, ...] = ()  # statuses the route adds to the derived ones
+    examples: dict[str, Any] = field(default_factory=dict)  # request examples by name
+    tag: str = "api"
+
+
+DOCS: dict[str, Doc] = {
+    "api.webhook": Doc(
+        "Process one prompt",
+        "Summary, keywords, sentiment, entities, translation or a custom task on one text. "
+        "Answers are cached: the same prompt and options answer `cached: true` at no cost.",
+        WebhookRequest,
+        WebhookResponse,
+        errors=(502, 504),
+        examples={
+            "summary": {"prompt": "Hi team, the Q3 review moves to Friday 10:00. Send slides by Thursday."},
+            "sentiment": {"prompt": "This is the third late delivery. Unacceptable.", "type": "sentiment"},
+            "translation": {"prompt": "The meeting is cancelled.", "type": "translation", "language": "de"},
+        },
+    ),
+    "api.batch": Doc(
+        "Process many rows",
+        "1..BATCH_MAX_ITEMS rows, each a BatchItem, answered in input order. A row that fails "
+        "(invalid, provider error, deadline) fails alone with `ok: false`; the batch answers 200. "
+        "A batch costs one rate-limit unit per row.",
+        BatchRequest,
+        BatchResponse,
+        examples={
+            "rows": {
+                "items": [{"id": "A2", "prompt": "Please call me back about the invoice."},
+                          {"id": "A3", "prompt": "Great work on the launch, thank you!"}],
+                "defaults": {"type": "sentiment"},
+            }
+        },
+    ),
+    "api.health": Doc("Liveness and configuration", "No token needed.", response=HealthResponse),
+    "openapi.spec": Doc("This OpenAPI 3.1 document", "No token needed.", tag="meta"),
+    "openapi.docs": Doc(
+        "Human-readable API reference", "This document rendered as one HTML page, no scripts.",
+        media_type="text/html", tag="meta",
+    ),
+}
+
+
+def error_codes() -> dict[int, list[str]]:
+    """status -> the error codes the APIError tree answers it with."""
+    codes: dict[int, list[str]] = defaultdict(list)
+    stack = list(APIError.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        stack.extend(cls.__subclasses__())
+        if cls.code not in codes[cls.status]:
+            codes[cls.status].append(cls.code)
+    return codes
+
+
+def schemas_for(task_types: list[str], max_prompt_length: int, batch_max_items: int) -> dict[str, Any]:
+    """Component schemas from the pydantic models, with the settings' limits applied."""
+    models: list[tuple[type[BaseModel], Any]] = [
+        (model, "validation") for model in (WebhookRequest, BatchItem, BatchRequest)
+    ] + [(model, "serialization") for model in (WebhookResponse, BatchResponse, ErrorResponse, HealthResponse)]
+    _, defs = models_json_schema(models, ref_template=REF)
+    schemas: dict[str, Any] = defs["$defs"]
+    for name in ("TaskOptions", "WebhookRequest", "BatchItem"):
+        props = schemas[name]["properties"]
+        _string_branch(props["language"])["pattern"] = LANGUAGE_PATTERN
+        _string_branch(props["type"])["enum"] = sorted(task_types)
+        if "prompt" in props:
+            props["prompt"].update(minLength=1, maxLength=max_prompt_length, pattern=PROMPT_PATTERN)
+            schemas[name]["if"] = {"properties": {"type": {"const": "translation"}}, "required": ["type"]}
+            schemas[name]["then"] = {"required": ["language"], "properties": {"language": {"type": "string"}}}
+    items = schemas["BatchRequest"]["properties"]["items"]
+    items["maxItems"] = batch_max_items
+    # The envelope takes what the model takes; BatchItem is listed first to say what a good row is.
+    items["items"] = {"anyOf": [{"$ref": REF.format(model="BatchItem")}, items.get("items", {})]}
+    items["description"] = (
+        f"1..{batch_max_items} rows, each a BatchItem. Anything else is accepted by the envelope "
+        f"and answered as a failed row; over {batch_max_items} rows is a 413 too_many_items."
+    )
+    return schemas
+
+
+def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
+    """The `{"type": "string"}` member of an optional field's anyOf."""
+    return next(branch for branch in prop.get("anyOf", [prop]) if branch.get("type") == "string")
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The whole OpenAPI document for `app`, from its url_map, views, models and settings."""
+    state = app.extensions["flaskllm"]
+    settings = state.settings
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith(PREFIX + "/"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "FlaskLLM",
+            "version": __version__,
+            "description": (
+                "LLMs for Excel: one prompt, many rows, one error shape. Every error from any layer "
+                "is an ErrorResponse. Limits on this server: prompts up to "
+                f"{settings.max_prompt_length} characters, batches up to {settings.batch_max_items} "
+                f"rows, bodies up to {settings.max_content_length} bytes, {settings.rate_limit} "
+                "units per minute per token. Unknown paths answer 404 not_found; other methods "
+                "answer 405 method_not_allowed with an Allow header."
+            ),
+        },
+        "servers": [{"url": (settings.public_url or "").rstrip("/") or "/"}],
+        "tags": [{"name": "api", "description": "The LLM endpoints."},
+                 {"name": "meta", "description": "This documentation."}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas_for(list(state.service.templates), settings.max_prompt_length,
+                                   settings.batch_max_items),
+            "securitySchemes": {
+                "ApiTokenHeader": {"type": "apiKey", "in": "header", "name": "X-API-Token"},
+                "BearerToken": {"type": "http", "scheme": "bearer", "description": "The same token."},
+                "ApiTokenQuery": {
+                    "type": "apiKey", "in": "query", "name": "api_token",
+                    "description": "For clients that cannot set headers; it is never logged, "
+                                   "but prefer the header: URLs end up in browser histories.",
+                },
+            },
+        },
+    }
+
+
+def _operation(endpoint: str, view: Any) -> dict[str, Any]:
+    doc = DOCS.get(endpoint)
+    auth = bool(getattr(view, "requires_token", False))
+    limited = getattr(view, "__wrapper-limiter-instance", None) is not None
+    op: dict[str, Any] = {
+        "operationId": endpoint.rsplit(".", 1)[-1],
+        "summary": doc.summary if doc else endpoint,
+        "tags": [doc.tag if doc else "api"],
+        "security": SECURITY if auth else [],
+    }
+    if doc is None:
+        op["x-undocumented"] = True
+        doc = Doc(endpoint)
+    if doc.description:
+        op["description"] = doc.description
+    statuses = {500, *doc.errors}
+    if doc.request is not None:
+        statuses |= {400, 413, 415}
+        body: dict[str, Any] = {"schema": {"$ref": REF.format(model=doc.request.__name__)}}
+        if doc.examples:
+            body["examples"] = {name: {"value": value} for name, value in doc.examples.items()}
+        op["requestBody"] = {"required": True, "content": {"application/json": body}}
+    if auth:
+        statuses.add(401)
+    if limited:
+        statuses.add(429)
+    op["responses"] = {"200": _success(doc, limited), **{str(s): _error(s) for s in sorted(statuses)}}
+    return op
+
+
+def _success(doc: Doc, limited: bool) -> dict[str, Any]:
+    if doc.media_type != "application/json":
+        schema: dict[str, Any] = {"type": "string"}
+    elif doc.response is not None:
+        schema = {"$ref": REF.format(model=doc.response.__name__)}
+    else:
+        schema = {"type": "object"}
+    headers: dict[str, Any] = {"X-Request-ID": {"description": "Echoed or generated.",
+                                                "schema": {"type": "string"}}}
+    if limited:
+        for name in ("Limit", "Remaining", "Reset"):
+            headers[f"X-RateLimit-{name}"] = {"schema": {"type": "integer"}}
+    return {"description": "OK", "headers": headers, "content": {doc.media_type: {"schema": schema}}}
+
+
+def _error(status: int) -> dict[str, Any]:
+    codes = error_codes().get(status, [])
+    response: dict[str, Any] = {
+        "description": "Error codes: " + ", ".join(codes) if codes else "Error",
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}},
+    }
+    if status == 429:
+        response["headers"] = {"Retry-After": {
+            "required": True, "description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0},
+        }}
+    return response

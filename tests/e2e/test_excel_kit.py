@@ -1,0 +1,137 @@
+"""The Excel kit in Chromium against the real backend and the mock LLM.
+
+Each test drives the task pane (or the PROCESSEMAIL function) the way a user in Excel on the web
+would, with tests/fakes/office.js standing in for Excel. Screenshots: test-artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from scripts.mock_llm import MockLLM
+from tests.conftest import TOKEN
+from tests.e2e.conftest import Pane
+
+pytestmark = pytest.mark.e2e
+
+EMAILS = [
+    f"Hi team, order {n} shipped on Monday. The invoice follows by mail. Regards, Ann" for n in range(1, 201)
+]
+INVOKE_ALL = """async (args) => {
+  const outcomes = await Promise.allSettled(args.map((a) => __fakeExcel.invoke("PROCESSEMAIL", ...a)));
+  return outcomes.map((o) => o.status === "fulfilled"
+    ? {ok: true, value: o.value}
+    : {ok: false, code: o.reason.code, message: o.reason.message});
+}"""
+
+
+def test_token_is_saved_per_user_and_the_connection_test_checks_it(pane: Pane) -> None:
+    page = pane.page
+    expect(page.locator("#backend-url")).to_have_value(pane.backend.url)  # default: its origin
+    page.fill("#api-token", "not-the-token")
+    page.click("#test-connection")
+    expect(page.locator("#status")).to_contain_text("token rejected by the server")
+    expect(page.locator("#status")).to_have_class("error")
+
+    page.fill("#api-token", TOKEN)
+    page.click("#test-connection")
+    expect(page.locator("#status")).to_contain_text("Connected to FlaskLLM")
+    expect(page.locator("#status")).to_contain_text("Token accepted")
+    keys = page.evaluate("Object.keys(localStorage)")
+    assert keys == ["fake-partition!flaskllm.settings"]  # keyed by Office.context.partitionKey
+
+    page.reload()
+    expect(page.locator("#api-token")).to_have_value(TOKEN)
+
+
+def test_process_selection_writes_every_row_with_progress(pane: Pane) -> None:
+    pane.save_token()
+    pane.put("A2:A21", EMAILS[:20])
+    pane.select("A2:A21")
+    pane.page.click("#process")
+    expect(pane.page.locator("#progress-text")).to_contain_text("20 / 20 rows", timeout=30_000)
+    expect(pane.page.locator("#status")).to_contain_text("Done: 20 rows")
+    results = pane.column("B2:B21")
+    assert all(isinstance(v, str) and v and not v.startswith("ERROR") for v in results), results
+    assert pane.column("B1:B1") == [""] and pane.column("B22:B22") == [""]  # nothing outside
+    assert len(pane.batch_requests) == 1  # 20 rows = one chunk
+    assert pane.page.evaluate("__fakeExcel.state.dropped") == 0  # every write was synced
+
+
+def test_a_row_the_provider_fails_shows_its_error_and_the_others_succeed(pane: Pane) -> None:
+    pane.save_token()
+    texts = EMAILS[:5]
+    texts[2] = "Please summarise this one too. [[mock:status=500]]"
+    pane.put("A2:A6", texts)
+    pane.select("A2:A6")
+    pane.page.click("#process")
+    expect(pane.page.locator("#status")).to_contain_text("1 failed", timeout=30_000)
+    results = pane.column("B2:B6")
+    assert results[2].startswith("ERROR: "), results
+    assert all(r and not r.startswith("ERROR") for i, r in enumerate(results) if i != 2), results
+    expect(pane.page.locator("#progress-text")).to_have_text("5 / 5 rows · 0 cached · 1 failed")
+
+
+def test_cancel_stops_mid_way_and_the_next_run_skips_filled_rows(pane: Pane, llm: MockLLM) -> None:
+    pane.save_token()
+    pane.put("A2:A101", EMAILS[:100])
+    pane.select("A2:A101")
+    llm.configure(latency_ms=300)  # 20-row chunks take about a second each
+    pane.page.click("#process")
+    pane.page.wait_for_function("document.getElementById('progress').value >= 20", timeout=30_000)
+    pane.page.click("#cancel")
+    expect(pane.page.locator("#status")).to_contain_text("Cancelled after", timeout=30_000)
+    expect(pane.page.locator("#process")).to_be_enabled()
+    first = pane.column("B2:B101")
+    filled = [i for i, v in enumerate(first) if v]
+    assert 20 <= len(filled) < 100, len(filled)
+
+    llm.configure(latency_ms=0)
+    sent_before = len(pane.batch_requests)
+    pane.page.click("#process")
+    expect(pane.page.locator("#status")).to_contain_text("Done:", timeout=30_000)
+    resent = {row["prompt"] for row in pane.batch_rows(since=sent_before)}
+    assert len(resent) == 100 - len(filled)
+    assert not resent & {EMAILS[i] for i in filled}
+    assert all(pane.column("B2:B101"))
+    assert [pane.column("B2:B101")[i] for i in filled] == [first[i] for i in filled]
+
+
+def test_200_formula_cells_travel_in_at_most_4_batches(pane: Pane, llm: MockLLM) -> None:
+    pane.save_token()
+    outcomes = pane.page.evaluate(INVOKE_ALL, [[text, None, None] for text in EMAILS])
+    assert len(outcomes) == 200
+    assert all(o["ok"] and o["value"] for o in outcomes), outcomes[:3]
+    assert 1 <= len(pane.batch_requests) <= 4
+    assert len(pane.batch_rows()) == 200
+    assert llm.calls() == 200
+
+    # Filled down again (a recalculation): identical cells share rows, the server's cache answers.
+    again = pane.page.evaluate(INVOKE_ALL, [[EMAILS[i % 10], None, None] for i in range(50)])
+    assert all(o["ok"] for o in again)
+    assert len(pane.batch_rows()) == 210 and llm.calls() == 200
+
+
+def test_llm_down_every_cell_settles_with_an_error(pane: Pane, llm: MockLLM) -> None:
+    pane.save_token()
+    llm.stop()
+    outcomes = pane.page.evaluate(INVOKE_ALL, [[f"mail {i}", None, None] for i in range(30)])
+    assert len(outcomes) == 30
+    for o in outcomes:
+        assert not o["ok"]
+        assert o["code"] == "#N/A"
+        assert o["message"]
+    assert len(pane.batch_requests) == 1
+
+
+def test_backend_down_every_cell_settles_with_an_error(pane: Pane) -> None:
+    pane.save_token()
+    pane.backend.stop()
+    outcomes = pane.page.evaluate(INVOKE_ALL, [[f"mail {i}", "keywords", None] for i in range(30)])
+    assert [o["ok"] for o in outcomes] == [False] * 30
+    assert {o["message"] for o in outcomes} == {f"Cannot reach the FlaskLLM server at {pane.backend.url}"}
+    pane.page.click("#test-connection")
+    expect(pane.page.locator("#status")).to_have_text(re.compile(r"^Connection failed: Cannot reach"))
