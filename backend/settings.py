@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(7 * 24 * 3600, ge=0)
     cache_max_entries: int = Field(10_000, ge=0)
 
+    # The offline provider: a spaCy model for entities when the [ner] extra is installed
+    local_ner_model: str = "en_core_web_sm"
+
     # Task templates
     prompt_templates: Path | None = None
 

@@ -30,7 +30,7 @@ def _anthropic(settings: Settings) -> Provider:
 def _local(settings: Settings) -> Provider:
     from backend.providers.local import LocalProvider
 
-    return LocalProvider()
+    return LocalProvider(ner_model=settings.local_ner_model)
 
 
 REGISTRY: dict[str, Callable[[Settings], Provider]] = {

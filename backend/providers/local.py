@@ -1,0 +1,224 @@
+"""The offline default provider: extractive summary, keywords, sentiment and entities.
+
+Why it exists: a fresh clone with no API key must still answer something useful, and an
+operator may prefer no text leaving the machine. It is honest about what it is
+(`provider: local`, `model: local-extractive`) and refuses, with HTTP 400, the tasks that
+need a language model (translation, custom templates) instead of guessing.
+
+Everything heavy (YAKE extractor, VADER lexicon, spaCy model if installed) is built once
+per provider instance and reused; each call is CPU-only and bounded in size (200
+sentences, 20,000 characters), so the `timeout` argument is not used: a call on a
+normal cell takes milliseconds (keywords: tens of them, see scripts/bench_local.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import textwrap
+import threading
+import unicodedata
+from typing import Any, ClassVar
+
+import yake
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from backend.errors import UnsupportedByProvider
+from backend.providers.base import Completion, Job, Provider, Usage
+from backend.providers.entities import Entity, EntityExtractor
+from backend.providers.textrank import (
+    MAX_SENTENCES,
+    clean_email,
+    sanitize,
+    split_sentences,
+    summarize,
+)
+
+# VADER's own convention for the compound score: |c| < 0.05 is neutral.
+NEUTRAL_BAND = 0.05
+# "mixed": at least one clearly positive and one clearly negative sentence (|c| >= 0.5,
+# where VADER puts plainly emotional sentences such as "I love it" / "this is awful"),
+# and the weaker side carries at least a third of the stronger side's weight, so one
+# polite "thanks" in an angry letter does not turn it mixed.
+MIXED_SENTENCE = 0.5
+MIXED_BALANCE = 1 / 3
+# VADER is quadratic in the words it is given (it re-reads the word list for every
+# word, and each emoji becomes two or three words). So: texts up to WHOLE_TEXT_CHARS
+# (a typical cell) are scored whole, exactly as VADER does; longer ones piece by piece
+# (sentences, cut at CHUNK_CHARS), and the pieces' raw valence sums are added up before
+# VADER's normalisation x / sqrt(x^2 + 15). That is the same total except for VADER's
+# "but" rule across sentences and its global "!" cap. Emoji past the first MAX_EMOJI
+# add nothing VADER would not saturate anyway and are dropped.
+WHOLE_TEXT_CHARS = 2_000
+CHUNK_CHARS = 200
+SENTIMENT_MAX_CHARS = 5_000
+MAX_EMOJI = 50
+VADER_ALPHA = 15
+KEYWORD_NGRAM = 2  # 3-grams tend to glue names onto topics ("John Smith invoice")
+KEYWORD_DEDUP = 0.7
+
+SentimentResult = dict[str, Any]
+_WORD = re.compile(r"\w")
+
+
+def _word_count(text: str) -> int:
+    return len(text.split())
+
+
+def _unnormalise(compound: float) -> float:
+    """The raw valence sum VADER normalised into `compound` (clamped: it rounds to 4 places)."""
+    c = max(-0.9999, min(0.9999, compound))
+    return c * math.sqrt(VADER_ALPHA / (1 - c * c))
+
+
+def _drop_extra_emoji(text: str) -> str:
+    """`text` without the symbols (emoji) after the first MAX_EMOJI of them."""
+    seen = 0
+    out: list[str] = []
+    for ch in text:
+        if ch > "\u2000" and unicodedata.category(ch) == "So":
+            seen += 1
+            if seen > MAX_EMOJI:
+                continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _keyword_extractor(top: int) -> Any:
+    """YAKE's extractor; the dedup keyword is `dedup_lim` from 0.7, `dedupLim` before.
+
+    yake 0.7 silently ignores the old camel-case name, so pass the one it reads.
+    """
+    params = inspect.signature(yake.KeywordExtractor).parameters
+    dedup = "dedup_lim" if "dedup_lim" in params else "dedupLim"
+    kwargs: dict[str, Any] = {"lan": "en", "n": KEYWORD_NGRAM, "top": top, dedup: KEYWORD_DEDUP}
+    return yake.KeywordExtractor(**kwargs)
+
+
+class LocalProvider(Provider):
+    """Offline, deterministic answers for summary, keywords, sentiment and entities."""
+
+    name: ClassVar[str] = "local"
+    supported_tasks: ClassVar[frozenset[str] | None] = frozenset(
+        {"summary", "keywords", "sentiment", "entities"}
+    )
+
+    def __init__(
+        self,
+        max_summary_sentences: int = 3,
+        keyword_count: int = 8,
+        *,
+        ner_model: str | None = None,
+        entity_extractor: EntityExtractor | None = None,
+    ) -> None:
+        """`ner_model` names the optional spaCy model (the LOCAL_NER_MODEL setting)."""
+        self.model = "local-extractive"
+        self.max_summary_sentences = max(1, max_summary_sentences)
+        self.keyword_count = max(1, keyword_count)
+        self._keywords = _keyword_extractor(2 * self.keyword_count)
+        # YAKE keeps a similarity cache on the instance that it clears as it goes; a lock
+        # keeps two threads from clearing it under each other (the work is GIL-bound anyway).
+        self._keywords_lock = threading.Lock()
+        self._vader = SentimentIntensityAnalyzer()
+        self._entities = entity_extractor or EntityExtractor(ner_model)
+
+    def complete(self, job: Job, timeout: float) -> Completion:
+        """Answer `job` locally; translation, custom and unknown tasks are refused (400)."""
+        if job.task == "summary":
+            summary = summarize(job.text, self.max_summary_sentences)
+            return self._completion(job, summary, summary)
+        if job.task == "keywords":
+            keywords = self.keywords(job.text)
+            return self._completion(job, ", ".join(keywords), keywords)
+        if job.task == "sentiment":
+            sentiment = self.sentiment(job.text)
+            return self._completion(job, f"{sentiment['label']} ({sentiment['score']:.2f})", sentiment)
+        if job.task == "entities":
+            entities = self.entities(job.text)
+            text = "; ".join(f"{e['text']} ({e['label']})" for e in entities)
+            return self._completion(job, text, entities)
+        raise UnsupportedByProvider(
+            f"The offline 'local' provider cannot do {job.task[:40]!r} tasks (it supports "
+            f"{', '.join(sorted(self.supported_tasks or ()))}). Configure an LLM provider: "
+            "set OPENAI_API_KEY or ANTHROPIC_API_KEY (and LLM_PROVIDER=auto, openai or "
+            "anthropic) on the server."
+        )
+
+    def _completion(self, job: Job, text: str, result: Any) -> Completion:
+        usage = Usage(input_tokens=_word_count(job.text), output_tokens=_word_count(text))
+        return Completion(text=text, model=self.model, usage=usage, result=result)
+
+    def keywords(self, text: str) -> list[str]:
+        """YAKE keywords of the cleaned e-mail (subject first), best first.
+
+        Case-insensitive duplicates go, and so does a keyword whose words all appear
+        in a better-ranked one ("Northwind" after "Northwind Traders"): eight cells of
+        "renewal", "Traders renewal", "Traders" say less than eight different topics.
+        YAKE is asked for twice as many candidates so the list still fills up.
+        """
+        cleaned = clean_email(text)
+        body = cleaned.content
+        if cleaned.subject:
+            body = f"{cleaned.subject}.\n{body}"
+        if not _WORD.search(body):
+            return []
+        with self._keywords_lock:
+            ranked = self._keywords.extract_keywords(body)
+        out: list[str] = []
+        covered: set[str] = set()
+        for keyword, _score in ranked:
+            value = " ".join(str(keyword).split())
+            words = set(value.casefold().split())
+            if not words or words <= covered:
+                continue
+            covered |= words
+            out.append(value)
+            if len(out) == self.keyword_count:
+                break
+        return out
+
+    def sentiment(self, text: str) -> SentimentResult:
+        """VADER compound of the cleaned text; "mixed" by the per-sentence rule above.
+
+        Greetings and sign-offs ("Thanks, best regards") are removed first: they are
+        polite in every e-mail and would push angry ones towards positive.
+        """
+        cleaned = clean_email(text).text.strip() or sanitize(text).strip()
+        cleaned = _drop_extra_emoji(cleaned[:SENTIMENT_MAX_CHARS])
+        if not cleaned:
+            return {"label": "neutral", "score": 0.0}
+        pieces = [
+            piece
+            for line in cleaned.split("\n")
+            for sentence in split_sentences(line)
+            for piece in textwrap.wrap(sentence, CHUNK_CHARS)
+        ][:MAX_SENTENCES]
+        compounds = [self._compound(piece) for piece in pieces]
+        if len(cleaned) <= WHOLE_TEXT_CHARS:
+            score = self._compound(cleaned)
+        else:
+            raw = sum(_unnormalise(c) for c in compounds)
+            score = raw / math.sqrt(raw * raw + VADER_ALPHA)
+        positive = sum(c for c in compounds if c > 0)
+        negative = -sum(c for c in compounds if c < 0)
+        if (
+            max(compounds, default=0.0) >= MIXED_SENTENCE
+            and min(compounds, default=0.0) <= -MIXED_SENTENCE
+            and min(positive, negative) >= MIXED_BALANCE * max(positive, negative)
+        ):
+            label = "mixed"
+        elif score >= NEUTRAL_BAND:
+            label = "positive"
+        elif score <= -NEUTRAL_BAND:
+            label = "negative"
+        else:
+            label = "neutral"
+        return {"label": label, "score": round(score, 3) + 0.0}  # + 0.0: no "-0.0"
+
+    def _compound(self, text: str) -> float:
+        return float(self._vader.polarity_scores(text)["compound"])
+
+    def entities(self, text: str) -> list[Entity]:
+        """Entities of `text` (rules, or spaCy merged with rules when installed)."""
+        return self._entities.extract(text)
