@@ -22,6 +22,7 @@ from backend.errors import (
     DeadlineExceeded,
     InternalError,
     InvalidInput,
+    ProviderTimeout,
     UnsupportedByProvider,
     log_crash,
 )
@@ -98,11 +99,21 @@ class Service:
             self.settings.max_output_tokens,
         )
         timeout = self.settings.request_timeout
+        cut_by_deadline = False
         if deadline is not None:
-            timeout = min(timeout, deadline - time.monotonic())
-            if timeout <= 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise DeadlineExceeded()
-        completion = self.provider.complete(job, timeout)
+            cut_by_deadline = left < timeout
+            timeout = min(timeout, left)
+        try:
+            completion = self.provider.complete(job, timeout)
+        except ProviderTimeout:
+            # The batch deadline, not REQUEST_TIMEOUT, ended this call: say so whichever
+            # finishes first, this thread or the pool's wait, so the client resends the row.
+            if cut_by_deadline:
+                raise DeadlineExceeded() from None
+            raise
         result = (
             completion.result
             if completion.result is not None

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4"
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-5-5"
     anthropic_base_url: str | None = None
     request_timeout: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(2, ge=0, le=10)

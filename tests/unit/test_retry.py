@@ -1,0 +1,357 @@
+"""The retry loop: which failures are retried, Retry-After, the shared throttle, one deadline.
+
+An in-process fake SDK (exception classes shaped like openai's and anthropic's) drives
+`call_with_retries`; `time.sleep` is recorded instead of slept, so every wait is checked
+exactly and nothing here depends on the machine's speed. The integration tests drive the
+real SDKs against the mock server.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from backend.errors import ProviderError, ProviderTimeout, RateLimited
+from backend.providers import retry
+from backend.providers.anthropic import AnthropicProvider
+from backend.providers.base import Completion, Job, Usage
+from backend.providers.openai import OpenAIProvider
+from backend.providers.retry import SDKErrors, Throttle, call_with_retries, retry_after_seconds
+
+
+class FakeBase(Exception):
+    pass
+
+
+class FakeConnection(FakeBase):
+    pass
+
+
+class FakeTimeout(FakeConnection):  # as in both SDKs: a timeout is a connection error
+    pass
+
+
+class FakeStatus(FakeBase):
+    def __init__(self, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+        self.response = types.SimpleNamespace(headers=headers or {})
+
+
+FAKE_SDK = SDKErrors(
+    types.SimpleNamespace(
+        APITimeoutError=FakeTimeout,
+        APIConnectionError=FakeConnection,
+        APIStatusError=FakeStatus,
+        APIError=FakeBase,
+    )
+)
+
+
+class Clock:
+    """Replaces time.monotonic and time.sleep in the retry module: sleeping advances the clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(retry, "time", types.SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep))
+    monkeypatch.setattr(retry.random, "uniform", lambda a, b: 1.0)  # no jitter
+    return fake
+
+
+def scripted(*outcomes: Any) -> tuple[Callable[[float], str], list[float]]:
+    """An attempt function that raises or returns `outcomes` in order; records seconds_left."""
+    seen: list[float] = []
+    queue = list(outcomes)
+
+    def attempt(seconds_left: float) -> str:
+        seen.append(seconds_left)
+        outcome = queue.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return str(outcome)
+
+    return attempt, seen
+
+
+def run(
+    attempt: Callable[[float], str],
+    *,
+    timeout: float = 10.0,
+    max_retries: int = 2,
+    throttle: Throttle | None = None,
+) -> str:
+    return call_with_retries(
+        attempt,
+        errors=FAKE_SDK,
+        provider="fake",
+        timeout=timeout,
+        max_retries=max_retries,
+        throttle=throttle or Throttle(),
+    )
+
+
+def test_success_needs_one_call(clock: Clock) -> None:
+    attempt, seen = scripted("ok")
+    assert run(attempt) == "ok"
+    assert seen == [10.0]
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 529, 409])
+def test_transient_status_is_retried_then_succeeds(clock: Clock, status: int) -> None:
+    attempt, seen = scripted(FakeStatus(status), "ok")
+    assert run(attempt) == "ok"
+    assert len(seen) == 2
+    assert clock.sleeps == [0.25]  # first back-off step
+
+
+def test_backoff_doubles(clock: Clock) -> None:
+    attempt, _ = scripted(FakeStatus(500), FakeStatus(500), FakeStatus(500), "ok")
+    assert run(attempt, max_retries=3) == "ok"
+    assert clock.sleeps == [0.25, 0.5, 1.0]
+
+
+def test_retries_are_bounded(clock: Clock) -> None:
+    attempt, seen = scripted(FakeStatus(500), FakeStatus(500), FakeStatus(500), "never")
+    with pytest.raises(ProviderError) as info:
+        run(attempt, max_retries=2)
+    assert len(seen) == 3
+    assert info.value.status == 502
+    assert "500" in info.value.message
+
+
+def test_zero_retries_means_one_call(clock: Clock) -> None:
+    attempt, seen = scripted(FakeStatus(503), "never")
+    with pytest.raises(ProviderError):
+        run(attempt, max_retries=0)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 413, 422])
+def test_client_errors_are_not_retried(clock: Clock, status: int) -> None:
+    attempt, seen = scripted(FakeStatus(status), "never")
+    with pytest.raises(ProviderError):
+        run(attempt)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_key_is_a_provider_error_not_retried(clock: Clock, status: int) -> None:
+    attempt, seen = scripted(FakeStatus(status), "never")
+    with pytest.raises(ProviderError) as info:
+        run(attempt)
+    assert len(seen) == 1
+    assert "key" in info.value.message
+    assert info.value.status == 502  # the caller's token was fine; the operator's key was not
+
+
+@pytest.mark.parametrize("status", [408, 504])
+def test_upstream_timeouts_become_provider_timeout(clock: Clock, status: int) -> None:
+    attempt, _ = scripted(FakeStatus(status), FakeStatus(status), FakeStatus(status))
+    with pytest.raises(ProviderTimeout) as info:
+        run(attempt)
+    assert info.value.status == 504
+
+
+def test_sdk_timeout_is_not_retried(clock: Clock) -> None:
+    attempt, seen = scripted(FakeTimeout(), "never")
+    with pytest.raises(ProviderTimeout):
+        run(attempt)
+    assert len(seen) == 1
+
+
+def test_connection_errors_are_retried(clock: Clock) -> None:
+    attempt, seen = scripted(FakeConnection(), FakeConnection(), FakeConnection())
+    with pytest.raises(ProviderError) as info:
+        run(attempt)
+    assert len(seen) == 3
+    assert "reach" in info.value.message
+
+
+@pytest.mark.parametrize("exc", [FakeBase("bad body"), ValueError("Expecting value")])
+def test_malformed_answers_are_provider_errors(clock: Clock, exc: Exception) -> None:
+    attempt, seen = scripted(exc, "never")
+    with pytest.raises(ProviderError):
+        run(attempt)
+    assert len(seen) == 1
+
+
+def test_retry_after_is_honoured(clock: Clock) -> None:
+    attempt, _ = scripted(FakeStatus(429, {"retry-after": "1.5"}), "ok")
+    assert run(attempt) == "ok"
+    assert clock.sleeps == [1.5]
+
+
+def test_retry_after_ms_wins(clock: Clock) -> None:
+    attempt, _ = scripted(FakeStatus(429, {"retry-after-ms": "200", "retry-after": "9"}), "ok")
+    assert run(attempt) == "ok"
+    assert clock.sleeps == [pytest.approx(0.2)]
+
+
+def test_rate_limit_after_retries_is_429_with_retry_after(clock: Clock) -> None:
+    attempt, seen = scripted(*[FakeStatus(429, {"retry-after": "2"})] * 3)
+    with pytest.raises(RateLimited) as info:
+        run(attempt, max_retries=2)
+    assert len(seen) == 3
+    assert info.value.status == 429
+    assert info.value.headers["Retry-After"] == "2"
+
+
+def test_wait_past_the_deadline_gives_up_at_once(clock: Clock) -> None:
+    attempt, seen = scripted(FakeStatus(429, {"retry-after": "30"}), "never")
+    with pytest.raises(RateLimited):
+        run(attempt, timeout=5)
+    assert len(seen) == 1
+    assert clock.sleeps == []
+
+
+def test_each_attempt_gets_only_the_time_left(clock: Clock) -> None:
+    attempt, seen = scripted(FakeStatus(500), FakeStatus(500), "ok")
+    assert run(attempt, timeout=3.0) == "ok"
+    assert seen == [3.0, 2.75, 2.25]  # one deadline for the whole call, back-off included
+
+
+def test_no_attempt_when_no_time_is_left(clock: Clock) -> None:
+    attempt, seen = scripted("never")
+    with pytest.raises(ProviderTimeout):
+        run(attempt, timeout=0.01)
+    assert seen == []
+
+
+def test_throttle_is_shared_by_later_calls(clock: Clock) -> None:
+    throttle = Throttle()
+    attempt, _ = scripted(FakeStatus(429, {"retry-after": "2"}), "ok")
+    assert run(attempt, throttle=throttle) == "ok"
+    assert clock.sleeps == [2.0]
+    # another call, made while the provider's "wait" is still in force, waits first
+    throttle.hold(1.0)
+    other, seen = scripted("ok")
+    assert run(other, throttle=throttle) == "ok"
+    assert clock.sleeps == [2.0, 1.0]
+    assert seen == [9.0]  # the wait counts against that call's deadline
+
+
+def test_throttle_past_the_deadline_answers_429_without_calling(clock: Clock) -> None:
+    throttle = Throttle()
+    throttle.hold(60)
+    attempt, seen = scripted("never")
+    with pytest.raises(RateLimited) as info:
+        run(attempt, timeout=5, throttle=throttle)
+    assert seen == []
+    assert int(info.value.headers["Retry-After"]) >= 1
+
+
+def test_throttle_wait(clock: Clock) -> None:
+    throttle = Throttle()
+    assert throttle.wait(deadline=clock.now + 1)  # nothing held: no sleep
+    throttle.hold(0.5)
+    throttle.hold(0.2)  # a shorter hold never shortens the wait
+    assert throttle.wait(deadline=clock.now + 1)
+    assert clock.sleeps == [0.5]
+    throttle.hold(5)
+    assert not throttle.wait(deadline=clock.now + 1)
+    assert clock.sleeps == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, None),
+        ({}, None),
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": "0.25"}, 0.25),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "-4"}, 0.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"retry-after-ms": "soon"}, None),
+    ],
+)
+def test_retry_after_seconds(headers: dict[str, str] | None, expected: float | None) -> None:
+    assert retry_after_seconds(headers) == expected
+
+
+def test_backoff_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry.random, "uniform", lambda a, b: b)
+    assert retry._backoff(0) == pytest.approx(0.3)
+    assert retry._backoff(20) == pytest.approx(9.6)
+
+
+# ------------------------------------------------------------------ answer shapes (fake clients)
+
+JOB = Job(task="summary", text="t", system="s", user="u")
+
+
+def fake_client(path: str, response: Any) -> Any:
+    """An object where `client.<path>.create(**kw)` returns `response`."""
+    obj = types.SimpleNamespace(create=lambda **kw: response)
+    for part in reversed(path.split(".")):
+        obj = types.SimpleNamespace(**{part: obj})
+    return obj
+
+
+def test_openai_answer_is_read() -> None:
+    response = types.SimpleNamespace(
+        model="gpt-x",
+        choices=[types.SimpleNamespace(message=types.SimpleNamespace(content="hello"))],
+        usage=types.SimpleNamespace(prompt_tokens=3, completion_tokens=1),
+    )
+    provider = OpenAIProvider(fake_client("chat.completions", response), "gpt-4", 0)
+    assert provider.complete(JOB, 5) == Completion(text="hello", model="gpt-x", usage=Usage(3, 1))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        types.SimpleNamespace(model="m", choices=[], usage=None),
+        types.SimpleNamespace(model="m", usage=None),
+        types.SimpleNamespace(
+            model="m",
+            choices=[types.SimpleNamespace(message=types.SimpleNamespace(content=None))],
+            usage=None,
+        ),
+    ],
+)
+def test_openai_wrong_shapes_are_provider_errors(response: Any) -> None:
+    provider = OpenAIProvider(fake_client("chat.completions", response), "gpt-4", 0)
+    with pytest.raises(ProviderError):
+        provider.complete(JOB, 5)
+
+
+def test_anthropic_answer_is_read() -> None:
+    response = types.SimpleNamespace(
+        model="claude-x",
+        content=[
+            types.SimpleNamespace(type="text", text="hel"),
+            types.SimpleNamespace(type="text", text="lo"),
+        ],
+        usage=types.SimpleNamespace(input_tokens=4, output_tokens=2),
+    )
+    provider = AnthropicProvider(fake_client("messages", response), "claude", 0)
+    assert provider.complete(JOB, 5) == Completion(text="hello", model="claude-x", usage=Usage(4, 2))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [[], [types.SimpleNamespace(type="tool_use", id="x")], None],
+)
+def test_anthropic_wrong_shapes_are_provider_errors(content: Any) -> None:
+    response = types.SimpleNamespace(model="m", content=content, usage=None)
+    provider = AnthropicProvider(fake_client("messages", response), "claude", 0)
+    with pytest.raises(ProviderError):
+        provider.complete(JOB, 5)
