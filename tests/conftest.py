@@ -41,6 +41,16 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def openai_settings(mock: MockLLM, **overrides: Any) -> Settings:
+    """Test settings for the real openai SDK pointed at the mock server."""
+    values: dict[str, Any] = {
+        "llm_provider": "openai",
+        "openai_api_key": "sk-test",
+        "openai_base_url": mock.openai_base_url,
+    }
+    return make_settings(**{**values, **overrides})
+
+
 @pytest.fixture(scope="session")
 def mock_llm() -> Iterator[MockLLM]:
     """One mock LLM server for the session; reset before each test that uses it."""

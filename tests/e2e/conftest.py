@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from backend import create_app
 from scripts.mock_llm import MockLLM
-from tests.conftest import TOKEN, make_settings
+from tests.conftest import TOKEN, openai_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_OFFICE_JS = REPO / "tests" / "fakes" / "office.js"
@@ -99,10 +99,8 @@ def llm() -> Iterator[MockLLM]:
 
 @pytest.fixture
 def backend(llm: MockLLM) -> Iterator[LiveServer]:
-    settings = make_settings(
-        llm_provider="openai",
-        openai_api_key="sk-test",
-        openai_base_url=llm.openai_base_url,
+    settings = openai_settings(
+        llm,
         request_timeout=5,
         max_retries=0,
     )

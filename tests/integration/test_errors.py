@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from backend import create_app
 from backend.errors import APIError
 from scripts.mock_llm import MockLLM
-from tests.conftest import make_settings
+from tests.conftest import openai_settings
 from tests.integration.conftest import HEADERS, ORIGIN, assert_error
 
 URL = "/api/v1/webhook"
@@ -27,10 +27,8 @@ PROVIDERS = ["openai", "anthropic"]
 @pytest.fixture(scope="module")
 def shared_client(mock_llm: MockLLM) -> FlaskClient:
     """One app for the errors raised before any provider call."""
-    settings = make_settings(
-        llm_provider="openai",
-        openai_api_key="sk-test",
-        openai_base_url=mock_llm.openai_base_url,
+    settings = openai_settings(
+        mock_llm,
         batch_max_items=3,
     )
     return create_app(settings).test_client()

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from backend import create_app
 from scripts.mock_llm import MockLLM
-from tests.conftest import OTHER_TOKEN, TOKEN, make_settings
+from tests.conftest import OTHER_TOKEN, TOKEN, openai_settings
 from tests.integration.conftest import HEADERS, ORIGIN, assert_error
 
 URL = "/api/v1/webhook"
@@ -25,10 +25,8 @@ EMAIL = "Hello team. Thank you for the great work on Project Phoenix with Acme C
 @pytest.fixture(scope="module")
 def shared_client(mock_llm: MockLLM) -> FlaskClient:
     """One openai app for the tests that never reach the provider (apps are slow to build)."""
-    settings = make_settings(
-        llm_provider="openai",
-        openai_api_key="sk-test",
-        openai_base_url=mock_llm.openai_base_url,
+    settings = openai_settings(
+        mock_llm,
         request_timeout=5,
         max_retries=1,
     )
