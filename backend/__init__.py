@@ -32,6 +32,7 @@ def create_app(settings: Any = None) -> Flask:
     from backend import addin, api, apidocs, errors, limits, observability
     from backend.auth import TokenChecker
     from backend.cache import build_cache
+    from backend.jsonio import JSONProvider
     from backend.providers import build_provider
     from backend.service import Service
     from backend.settings import Settings
@@ -42,8 +43,7 @@ def create_app(settings: Any = None) -> Flask:
     generated = settings.ensure_token()
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length, JSON_SORT_KEYS=False)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = JSONProvider(app)  # UTF-8, unsorted, safe with lone surrogates
     if generated:
         app.config["GENERATED_TOKEN"] = generated
 

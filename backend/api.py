@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected
 
 from backend import __version__
 from backend.auth import require_token
@@ -24,6 +25,11 @@ def _checker() -> Any:
     return state().tokens
 
 
+def _not_json(name: str) -> Any:
+    """NaN and Infinity: Python's json accepts them, JSON (RFC 8259) does not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def read_json() -> Any:
     """The request body as a JSON object; 415 / 400 otherwise. Parsed once per request."""
     if "body" in g:
@@ -31,11 +37,16 @@ def read_json() -> Any:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType()
-    raw = request.get_data(cache=True)
+    try:
+        raw = request.get_data(cache=True)
+    except ClientDisconnected:  # werkzeug's server: fewer bytes arrived than Content-Length said
+        raw = b""
+    if request.content_length is not None and len(raw) < request.content_length:  # also gunicorn's
+        raise InvalidJSON("Request body ended before its Content-Length; send it again.")
     if not raw.strip():
         raise InvalidJSON("Request body is empty; send a JSON object.")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise InvalidJSON() from None
     if not isinstance(body, dict):

@@ -27,7 +27,8 @@ CSS = (
     "code,pre{font:13px ui-monospace,monospace;background:#f3f5f8;border-radius:4px}"
     "pre{padding:.8em;overflow:auto}code{padding:.1em .3em}"
     "table{border-collapse:collapse;width:100%;margin:.5em 0}"
-    "th,td{border:1px solid #dfe3ea;padding:.3em .5em;text-align:left;vertical-align:top}"
+    "th,td{border:1px solid #dfe3ea;padding:.3em .5em;text-align:left;vertical-align:top;"
+    "overflow-wrap:anywhere}"
     "th{background:#f3f5f8}.m{display:inline-block;min-width:3.6em;font-weight:700;color:#fff;"
     "border-radius:4px;padding:0 .4em;text-align:center}.get{background:#2f7d32}.post{background:#1f5fbf}"
     ".op{border:1px solid #dfe3ea;border-radius:6px;padding:0 1em 1em;margin:1em 0}"
@@ -156,7 +157,9 @@ def _rules(schema: dict[str, Any]) -> str:
     for branch in [schema, *schema.get("anyOf", [])]:
         for key in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "pattern"):
             if key in branch:
-                rules.append(f"{key} <code>{escape(str(branch[key]))}</code>")
+                value = str(branch[key])
+                value = value if len(value) <= 80 else value[:60] + "…"  # the ISO 639-1 alternation
+                rules.append(f"{key} <code>{escape(value)}</code>")
         if "enum" in branch:
             values = [str(v) for v in branch["enum"]]
             shown = ", ".join(values[:12]) + (f", … ({len(values)} values)" if len(values) > 12 else "")

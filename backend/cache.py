@@ -15,6 +15,7 @@ Only successes are stored; errors never are.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,6 +57,14 @@ class Store(Protocol):
     def set(self, key: str, value: str, ttl: int) -> None: ...
 
 
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB: the file is damaged (a lock or a full disk is not)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (11, 26)
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
 class SQLiteStore:
     """A SQLite file shared by the processes of one machine.
 
@@ -82,7 +91,11 @@ class SQLiteStore:
             "CREATE TABLE IF NOT EXISTS responses"
             " (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL)"
         )
-        self._inode = os.stat(self.path).st_ino
+        inode = os.stat(self.path).st_ino
+        if inode != self._inode:
+            if self._inode is not None:  # a new file: every other thread's connection is stale
+                self._generation += 1
+            self._inode = inode
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -103,12 +116,25 @@ class SQLiteStore:
             self._local.conn, self._local.generation = conn, self._generation
         return conn
 
-    def _reset(self) -> None:
-        """Drop this thread's connection so the next call starts afresh."""
+    def _reset(self, exc: sqlite3.Error | None = None) -> None:
+        """Drop this thread's connection so the next call starts afresh.
+
+        A corrupt file can only be rebuilt, never repaired in place: it is moved aside (kept
+        for a post-mortem) and every thread of this process reconnects to a new, empty file;
+        other processes follow when they see the inode change.
+        """
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             conn.close()
+        if exc is not None and _is_corrupt(exc):
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for suffix in ("", "-wal", "-shm"):
+                path = self.path.with_name(self.path.name + suffix)
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_name(f"{path.name}.corrupt-{stamp}"))
+            self._generation += 1
+            log.warning("response cache file was corrupt; moved aside and started afresh")
 
     def get(self, key: str) -> str | None:
         try:
@@ -117,8 +143,8 @@ class SQLiteStore:
                 .execute("SELECT value FROM responses WHERE key = ? AND expires > ?", (key, time.time()))
                 .fetchone()
             )
-        except sqlite3.Error:
-            self._reset()
+        except sqlite3.Error as exc:
+            self._reset(exc)
             raise
         return row[0] if row else None
 
@@ -132,8 +158,8 @@ class SQLiteStore:
             self._writes += 1
             if self._writes % 1000 == 0:
                 conn.execute("DELETE FROM responses WHERE expires <= ?", (time.time(),))
-        except sqlite3.Error:
-            self._reset()
+        except sqlite3.Error as exc:
+            self._reset(exc)
             raise
 
 
@@ -165,6 +191,7 @@ class ResponseCache:
         self._l1: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=max(1, max_entries), ttl=max(1, ttl))
         self._lock = threading.Lock()
         self._store_down_until = 0.0
+        self.retry_after = RETRY_STORE_AFTER  # per instance, so a test can wait less
 
     def get(self, key: str) -> dict[str, Any] | None:
         if not self.enabled:
@@ -201,7 +228,7 @@ class ResponseCache:
         except Exception as exc:  # any store failure degrades to L1 only
             if self._store_down_until == 0.0:
                 log.warning("response cache store unavailable, serving without it: %s", type(exc).__name__)
-            self._store_down_until = time.monotonic() + RETRY_STORE_AFTER
+            self._store_down_until = time.monotonic() + self.retry_after
             return None
         if self._store_down_until:
             log.warning("response cache store is back")

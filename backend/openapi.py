@@ -36,7 +36,7 @@ from backend.schemas import (
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
-SECURITY = [{"ApiTokenHeader": []}, {"BearerToken": []}, {"ApiTokenQuery": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiTokenHeader": []}, {"BearerToken": []}, {"ApiTokenQuery": []}]
 # A prompt: not blank, no NUL (the validator's rules, as a regex a fuzzer can satisfy).
 PROMPT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 # ISO 639-1 as a pattern, not an enum: same set, but fuzzers and docs do not list 184 values.
@@ -109,9 +109,10 @@ def error_codes() -> dict[int, list[str]]:
 
 def schemas_for(task_types: list[str], max_prompt_length: int, batch_max_items: int) -> dict[str, Any]:
     """Component schemas from the pydantic models, with the settings' limits applied."""
-    models: list[tuple[type[BaseModel], Any]] = [
-        (model, "validation") for model in (WebhookRequest, BatchItem, BatchRequest)
-    ] + [(model, "serialization") for model in (WebhookResponse, BatchResponse, ErrorResponse, HealthResponse)]
+    requests = (WebhookRequest, BatchItem, BatchRequest)
+    responses = (WebhookResponse, BatchResponse, ErrorResponse, HealthResponse)
+    models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
+    models += [(m, "serialization") for m in responses]
     _, defs = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = defs["$defs"]
     for name in ("TaskOptions", "WebhookRequest", "BatchItem"):
@@ -142,13 +143,16 @@ def build_spec(app: Flask) -> dict[str, Any]:
     """The whole OpenAPI document for `app`, from its url_map, views, models and settings."""
     state = app.extensions["flaskllm"]
     settings = state.settings
+    # The task types this deployment runs: the local provider refuses the LLM-only ones (400).
+    supported = state.service.provider.supported_tasks
+    tasks = [name for name in state.service.templates if supported is None or name in supported]
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith(PREFIX + "/"):
             continue
         view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view)
+            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view, tasks)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -168,8 +172,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
                  {"name": "meta", "description": "This documentation."}],
         "paths": paths,
         "components": {
-            "schemas": schemas_for(list(state.service.templates), settings.max_prompt_length,
-                                   settings.batch_max_items),
+            "schemas": schemas_for(tasks, settings.max_prompt_length, settings.batch_max_items),
             "securitySchemes": {
                 "ApiTokenHeader": {"type": "apiKey", "in": "header", "name": "X-API-Token"},
                 "BearerToken": {"type": "http", "scheme": "bearer", "description": "The same token."},
@@ -183,7 +186,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     }
 
 
-def _operation(endpoint: str, view: Any) -> dict[str, Any]:
+def _operation(endpoint: str, view: Any, tasks: list[str]) -> dict[str, Any]:
     doc = DOCS.get(endpoint)
     auth = bool(getattr(view, "requires_token", False))
     limited = getattr(view, "__wrapper-limiter-instance", None) is not None
@@ -202,8 +205,9 @@ def _operation(endpoint: str, view: Any) -> dict[str, Any]:
     if doc.request is not None:
         statuses |= {400, 413, 415}
         body: dict[str, Any] = {"schema": {"$ref": REF.format(model=doc.request.__name__)}}
-        if doc.examples:
-            body["examples"] = {name: {"value": value} for name, value in doc.examples.items()}
+        examples = {name: value for name, value in doc.examples.items() if _task_of(value) in tasks}
+        if examples:
+            body["examples"] = {name: {"value": value} for name, value in examples.items()}
         op["requestBody"] = {"required": True, "content": {"application/json": body}}
     if auth:
         statuses.add(401)
@@ -211,6 +215,11 @@ def _operation(endpoint: str, view: Any) -> dict[str, Any]:
         statuses.add(429)
     op["responses"] = {"200": _success(doc, limited), **{str(s): _error(s) for s in sorted(statuses)}}
     return op
+
+
+def _task_of(example: dict[str, Any]) -> str:
+    """The task type an example body asks for."""
+    return str(example.get("type") or example.get("defaults", {}).get("type") or "summary")
 
 
 def _success(doc: Doc, limited: bool) -> dict[str, Any]:

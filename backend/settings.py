@@ -16,6 +16,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_PRODUCTION_TOKEN_LENGTH = 32
+# `.env` is read from the project folder (beside wsgi.py) and then from the working
+# directory, which wins. PythonAnywhere's and uWSGI's workers do not start in the project
+# folder: with the working directory alone, the spec's `.env` would be silently ignored
+# and a production server would come up in development mode with a random token.
+ENV_FILES = (Path(__file__).resolve().parent.parent / ".env", Path(".env"))
 
 
 class Environment(str, Enum):
@@ -38,7 +43,7 @@ class Settings(BaseSettings):
     """Every setting of the service. Field names are the env var names, lower-cased."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=ENV_FILES, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
     environment: Environment = Environment.development

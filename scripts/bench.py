@@ -109,7 +109,9 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker-class", choices=["gthread", "gevent", "both"], default="both")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=2000, help="requests per webhook phase")

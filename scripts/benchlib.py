@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token-0123456789-abcdefghijklmnopqrstuvwxyz"
+TOKEN = "bench-token-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105 (a test token)
 PYTHON = sys.executable
 
 
@@ -80,12 +80,13 @@ class Server:
     proc: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
 
-    def worker_rss_mb(self) -> float:
-        """Resident memory of the gunicorn master and workers, in MB."""
-        pids = [self.proc.pid]
+    def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        if children.exists():
-            pids += [int(p) for p in children.read_text().split()]
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def worker_rss_mb(self, include_master: bool = True) -> float:
+        """Resident memory of the gunicorn master (unless excluded) and workers, in MB."""
+        pids = ([self.proc.pid] if include_master else []) + self.worker_pids()
         total = 0
         for pid in pids:
             try:
@@ -97,13 +98,10 @@ class Server:
         return total / 1024
 
 
-@contextmanager
-def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 2,
-             threads: int = 32, timeout: int = 120) -> Iterator[Server]:
-    """The app under gunicorn on a free loopback port, with `env` as its settings."""
-    port = free_port()
+def app_env(env: dict[str, str]) -> dict[str, str]:
+    """A production environment for the app (bench token, SQLite cache in a temp dir) plus `env`."""
     tmp = tempfile.mkdtemp(prefix="flaskllm-bench-")
-    full_env = {
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "API_TOKEN"))},
         "ENVIRONMENT": "production",
         "API_TOKEN": TOKEN,
@@ -112,16 +110,40 @@ def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 
         "RATE_LIMIT_ENABLED": "false",
         **env,
     }
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 2,
+             threads: int = 32, timeout: int = 120) -> Iterator[Server]:
+    """The app under gunicorn on a free loopback port, with `env` as its settings."""
+    port = free_port()
     args = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class,
             "--timeout", str(timeout), "--graceful-timeout", "5", "--log-level", "warning"]
     if worker_class == "gthread":
         args += ["--threads", str(threads)]
     else:
         args += ["--worker-connections", "1000"]
-    proc = subprocess.Popen([*args, "wsgi:application"], cwd=ROOT, env=full_env)
+    with _running([*args, "wsgi:application"], port, app_env(env)) as server:
+        yield server
+
+
+@contextmanager
+def gunicorn_deployed(env: dict[str, str], worker_class: str = "gevent") -> Iterator[Server]:
+    """The app as deployed: gunicorn configured only by gunicorn.conf.py and the environment."""
+    port = free_port()
+    full_env = app_env({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKER_CLASS": worker_class,
+                        "GUNICORN_LOGLEVEL": "warning", **env})
+    args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:application"]
+    with _running(args, port, full_env) as server:
+        yield server
+
+
+@contextmanager
+def _running(args: list[str], port: int, env: dict[str, str]) -> Iterator[Server]:
+    proc = subprocess.Popen(args, cwd=ROOT, env=env)
     try:
         wait_http(port, "/api/v1/health")
-        yield Server(port, proc, full_env)
+        yield Server(port, proc, env)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -135,10 +157,13 @@ class Result:
     status: int
     seconds: float
     body: bytes
+    index: int = -1  # which request of a load() run this answers
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> Result:
-    headers = {"X-API-Token": TOKEN}
+def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
+            headers: dict[str, str] | None = None) -> Result:
+    """One request with the bench token (unless `headers` replace it); the JSON body encoded."""
+    headers = dict(headers) if headers is not None else {"X-API-Token": TOKEN}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -151,11 +176,15 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any 
 
 
 def load(port: int, concurrency: int, total: int,
-         make: Callable[[int], tuple[str, str, Any]]) -> dict[str, Any]:
-    """Send `total` requests from `concurrency` keep-alive connections; `make(i)` builds request i."""
+         make: Callable[[int], tuple[Any, ...]], results: list[Result] | None = None) -> dict[str, Any]:
+    """Send `total` requests from `concurrency` keep-alive connections and summarise them.
+
+    `make(i)` builds request i: (method, path, body) or (method, path, body, headers).
+    Pass a list as `results` to get every Result (with its `index`) back.
+    """
     counter = iter(range(total))
     lock = threading.Lock()
-    results: list[Result] = []
+    results = [] if results is None else results
 
     def worker() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -165,13 +194,15 @@ def load(port: int, concurrency: int, total: int,
                 i = next(counter, None)
             if i is None:
                 break
-            method, path, body = make(i)
+            method, path, body, *extra = make(i)
             try:
-                mine.append(request(conn, method, path, body))
+                result = request(conn, method, path, body, *extra)
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-                mine.append(Result(599, 0.0, b""))
+                result = Result(599, 0.0, b"")
+            result.index = i
+            mine.append(result)
         with lock:
             results.extend(mine)
 

@@ -1,0 +1,100 @@
+"""Gunicorn settings for FlaskLLM: `gunicorn wsgi:application` from the project folder.
+
+Gunicorn reads this file from the current directory by itself; every value below comes
+from an environment variable with a default fit for one small server, and a command-line
+flag still wins over both.
+
+Why gevent by default: a request mostly waits on the LLM provider (seconds), and a thread
+worker serves at most `threads / provider latency` requests per second; gevent serves
+hundreds of waiting requests per worker for little memory (measured in
+../shared/design.md, "Serving"). GUNICORN_WORKER_CLASS=gthread is the fallback where
+gevent cannot be installed; give it enough GUNICORN_THREADS for the expected concurrency.
+
+    GUNICORN_WORKER_CLASS   gevent | gthread | sync            (gevent)
+    GUNICORN_WORKERS        worker processes                   (CPU cores available)
+    GUNICORN_THREADS        threads per gthread worker          (64)
+    GUNICORN_CONNECTIONS    connections per gevent worker       (1000)
+    GUNICORN_BIND           host:port, or unix:/run/...sock     (HOST:PORT, 127.0.0.1:5000)
+    GUNICORN_ACCESSLOG      file or "-" for stdout; unset: off  (off: the app logs a JSON
+                            line per request already)
+    GUNICORN_KEEPALIVE      seconds an idle keep-alive connection is kept   (5)
+    FORWARDED_ALLOW_IPS     proxies trusted for X-Forwarded-Proto           (127.0.0.1,::1)
+    REQUEST_TIMEOUT, BATCH_TIMEOUT   the app's own deadlines (see .env.example), read here
+                            so gunicorn never kills a request the app is still allowed to run
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+
+def _number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this container may use, not the host's
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _limit_malloc_arenas(arenas: int) -> None:
+    """glibc gives busy threads their own malloc arenas (up to 8 per core) and rarely hands
+    their memory back: with 64 threads a worker's RSS creeps up for hours. Two arenas keep
+    it flatter (scripts/loadtest.py, 20,000 requests: +9-10 % RSS, +3-7 % with two).
+    Set before the workers fork, so they inherit it; MALLOC_ARENA_MAX, if set, wins."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+workers = int(_number("GUNICORN_WORKERS", _cores()))
+threads = int(_number("GUNICORN_THREADS", 64)) if worker_class == "gthread" else 1
+worker_connections = int(_number("GUNICORN_CONNECTIONS", 1000))
+if threads > 1:
+    _limit_malloc_arenas(2)
+
+bind = [
+    os.environ.get("GUNICORN_BIND")
+    or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+]
+
+# The longest a request may legitimately run: one provider call (REQUEST_TIMEOUT, retries
+# included) or a whole batch (BATCH_TIMEOUT). Gunicorn must not kill a worker before that,
+# and on SIGTERM / HUP it lets in-flight requests finish for as long.
+_longest = max(_number("REQUEST_TIMEOUT", 30), _number("BATCH_TIMEOUT", 50))
+timeout = int(_longest + 15)  # a worker silent for this long is stuck, not slow
+graceful_timeout = int(_longest + 5)
+keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
+
+# Requests are small JSON bodies; headers and request lines stay at gunicorn's limits.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Trust X-Forwarded-Proto (so the app builds https:// URLs) only from the reverse proxy on
+# this machine. Put nginx's address here if it runs elsewhere; never "*" unless nothing
+# but the proxy can reach gunicorn. Behind a proxy every unauthenticated client shares the
+# proxy's address: the per-address rate limit on failed tokens then applies to them all.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Access log: %(U)s is the path WITHOUT the query string, which may carry ?api_token=.
+# Never use %(r)s (request line) or %(q)s (query) here.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Load the app in each worker, after the fork: no SQLite handle, Redis socket or SDK
+# connection pool is shared across processes.
+preload_app = False
