@@ -26,14 +26,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from backend.errors import UnsupportedByProvider
 from backend.providers.base import Completion, Job, Provider, Usage
+from backend.providers.emailtext import clean_email, sanitize, split_sentences
 from backend.providers.entities import Entity, EntityExtractor
-from backend.providers.textrank import (
-    MAX_SENTENCES,
-    clean_email,
-    sanitize,
-    split_sentences,
-    summarize,
-)
+from backend.providers.textrank import MAX_SENTENCES, summarize
 
 # VADER's own convention for the compound score: |c| < 0.05 is neutral.
 NEUTRAL_BAND = 0.05

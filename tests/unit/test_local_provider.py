@@ -12,9 +12,10 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from backend.errors import UnsupportedByProvider
 from backend.providers.base import Job
+from backend.providers.emailtext import clean_email, split_sentences
 from backend.providers.entities import EntityExtractor
 from backend.providers.local import WHOLE_TEXT_CHARS, LocalProvider
-from backend.providers.textrank import clean_email, split_sentences, summarize
+from backend.providers.textrank import summarize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = (DATA / "sample_email.txt").read_text(encoding="utf-8")
