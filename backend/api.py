@@ -12,7 +12,7 @@ from werkzeug.exceptions import ClientDisconnected
 from backend import __version__
 from backend.auth import require_token
 from backend.errors import InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
-from backend.schemas import BatchRequest, TaskOptions, WebhookRequest, validate
+from backend.schemas import BatchRequest, WebhookRequest, validate
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -115,4 +115,4 @@ def batch() -> Response:
     return jsonify({**answer, "processing_time": _elapsed(), "request_id": g.request_id})
 
 
-__all__ = ["TaskOptions", "batch", "batch_cost", "bp", "health", "webhook"]
+__all__ = ["batch", "batch_cost", "bp", "health", "webhook"]
