@@ -8,27 +8,39 @@ independent apps as they like.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from flask_cors import CORS
 
-__version__ = "1.0.0"
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
+
+    from backend.auth import TokenChecker
+    from backend.providers import Provider
+    from backend.service import Service
+    from backend.settings import Settings
+
+__version__ = "1.0.0"  # above the imports in create_app: backend.api reads it
 
 
 @dataclass
 class AppState:
     """Everything one app instance owns."""
 
-    settings: Any
-    tokens: Any
-    provider: Any
-    service: Any
-    limiter: Any
+    settings: Settings
+    tokens: TokenChecker
+    provider: Provider
+    service: Service
+    limiter: Limiter
 
 
-def create_app(settings: Any = None) -> Flask:
-    """Build the app from `settings` (default: environment and `.env`)."""
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings` (default: environment and `.env`).
+
+    The package's modules are imported here, not at the top, because they import
+    `backend` themselves (for `__version__`).
+    """
     from backend import addin, api, apidocs, errors, limits, observability
     from backend.auth import TokenChecker
     from backend.cache import build_cache

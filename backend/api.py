@@ -105,8 +105,6 @@ def batch() -> Response:
         raise TooManyItems(f"items: at most {limit} rows per batch (got {len(items)}); split the request.")
     envelope = validate(BatchRequest, body, service.validation_context)
     defaults = envelope.defaults.model_dump(exclude_none=True) if envelope.defaults else {}
-    if "source" in defaults:
-        defaults["source"] = defaults["source"].value
     answer = service.process_batch(envelope.items, defaults)
     stats = answer["stats"]
     g.rows, g.cached = stats["total"], stats["cached"]

@@ -23,13 +23,15 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 from cachetools import TTLCache
 
 log = logging.getLogger("backend.cache")
+T = TypeVar("T")
 
 RETRY_STORE_AFTER = 5.0  # seconds a failed L2 is left alone before it is tried again
 
@@ -200,7 +202,7 @@ class ResponseCache:
             value = self._l1.get(key)
         if value is not None:
             return value
-        text = self._store_call("get", key)
+        text = self._store_call(lambda store: store.get(key))
         if not text:
             return None
         try:
@@ -218,13 +220,15 @@ class ResponseCache:
             return
         with self._lock:
             self._l1[key] = value
-        self._store_call("set", key, json.dumps(value, ensure_ascii=False), self.ttl)
+        text = json.dumps(value, ensure_ascii=False)
+        self._store_call(lambda store: store.set(key, text, self.ttl))
 
-    def _store_call(self, method: str, *args: Any) -> Any:
+    def _store_call(self, call: Callable[[Store], T]) -> T | None:
+        """`call(store)`, or None when there is no store or it failed recently (L1 only then)."""
         if self.store is None or time.monotonic() < self._store_down_until:
             return None
         try:
-            result = getattr(self.store, method)(*args)
+            result = call(self.store)
         except Exception as exc:  # any store failure degrades to L1 only
             if self._store_down_until == 0.0:
                 log.warning("response cache store unavailable, serving without it: %s", type(exc).__name__)

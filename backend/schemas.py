@@ -46,7 +46,8 @@ class Source(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # use_enum_values: `source` is the plain string downstream (prompt, cache key, defaults).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, use_enum_values=True)
 
 
 class TaskOptions(_Strict):

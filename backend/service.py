@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from backend.cache import ResponseCache, cache_key
 from backend.errors import (
     APIError,
@@ -27,7 +25,7 @@ from backend.errors import (
     log_crash,
 )
 from backend.providers.base import Provider, Usage
-from backend.schemas import BatchItem, WebhookRequest, describe_errors
+from backend.schemas import BatchItem, WebhookRequest, validate
 from backend.settings import Settings
 from backend.tasks import Template, parse_answer, text_form
 
@@ -65,7 +63,7 @@ class Service:
             model=self.provider.model,
             task=task,
             language=item.language,
-            source=item.source.value if item.source else None,
+            source=item.source,
             template_version=self.templates[task].version,
             prompt=item.prompt,
         )
@@ -95,7 +93,7 @@ class Service:
         job = template.render(
             item.prompt,
             item.language,
-            item.source.value if item.source else None,
+            item.source,
             self.settings.max_output_tokens,
         )
         timeout = self.settings.request_timeout
@@ -142,9 +140,9 @@ class Service:
 
         for index, raw in enumerate(raw_items):
             item, error = self._validate_row(raw, defaults)
-            ids[index] = (
-                raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), (str, int)) else None
-            )
+            ids[index] = raw.get("id") if isinstance(raw, dict) else None
+            if not isinstance(ids[index], (str, int)):
+                ids[index] = None
             if error is not None:
                 results[index] = self._row_error(index, ids[index], error)
                 continue
@@ -174,14 +172,13 @@ class Service:
         return self._summarise([r for r in results if r is not None], outcomes)
 
     def _validate_row(self, raw: Any, defaults: dict[str, Any]) -> tuple[BatchItem | None, APIError | None]:
+        """The row with `defaults` filled in, or the error that fails this row alone."""
         if not isinstance(raw, dict):
             return None, InvalidInput("item: must be a JSON object")
-        merged = {**{k: v for k, v in defaults.items() if v is not None}, **raw}
         try:
-            return BatchItem.model_validate(merged, context=self.validation_context), None
-        except ValidationError as exc:
-            message, details = describe_errors(exc)
-            return None, InvalidInput(message, details=details)
+            return validate(BatchItem, {**defaults, **raw}, self.validation_context), None
+        except InvalidInput as err:
+            return None, err
 
     def _run_pool(self, items: dict[str, BatchItem], deadline: float) -> dict[str, Outcome | APIError]:
         """Compute the distinct misses on BATCH_CONCURRENCY threads until the deadline."""
