@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.auth import TokenChecker
     from backend.cache import build_cache
     from backend.jsonio import JSONProvider
+    from backend.pacing import ProviderBudget
     from backend.providers import build_provider
     from backend.service import Service
     from backend.settings import Settings
@@ -59,9 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     if generated:
         app.config["GENERATED_TOKEN"] = generated
 
-    provider = build_provider(settings)
+    budget = ProviderBudget(settings.provider_concurrency)
+    provider = build_provider(settings, budget)
     cache = build_cache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries, app.instance_path)
-    service = Service(settings, provider, load_templates(settings.prompt_templates), cache)
+    service = Service(settings, provider, load_templates(settings.prompt_templates), cache, budget)
 
     observability.init_app(app, settings)
     errors.register_error_handlers(app)
@@ -86,9 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(addin.bp)
     for endpoint in ("api.webhook", "api.batch"):  # wrapped per app: limits live in its limiter
-        app.view_functions[endpoint] = limits.llm_limit(limiter, settings, api.batch_cost)(
-            app.view_functions[endpoint]
-        )
+        app.view_functions[endpoint] = limits.llm_limit(limiter, settings)(app.view_functions[endpoint])
 
     app.extensions["flaskllm"] = AppState(
         settings, TokenChecker(settings.api_token), provider, service, limiter

@@ -55,16 +55,6 @@ def read_json() -> Any:
     return body
 
 
-def batch_cost() -> int:
-    """Rate-limit units for this request: one per batch row (1 if the body is unreadable)."""
-    try:
-        items = read_json().get("items")
-    except Exception:  # the view will answer the real error
-        return 1
-    limit = state().settings.batch_max_items
-    return len(items) if isinstance(items, list) and 0 < len(items) <= limit else 1
-
-
 def _elapsed() -> float:
     started: float = g.started
     return round(time.perf_counter() - started, 4)
@@ -79,6 +69,8 @@ def health() -> Response:
         environment=settings.environment.value,
         provider=state().service.provider.name,
         batch_max_items=settings.batch_max_items,
+        job_max_items=settings.job_max_items,
+        provider_concurrency=settings.provider_concurrency,
     )
 
 
@@ -91,6 +83,7 @@ def webhook() -> Response:
     outcome = service.process(item)
     g.provider, g.model, g.cached = outcome.body["provider"], outcome.body["model"], outcome.cached
     g.input_tokens, g.output_tokens = outcome.usage.input_tokens, outcome.usage.output_tokens
+    g.pacing = service.budget.snapshot()
     return jsonify({**outcome.body, "processing_time": _elapsed(), "request_id": g.request_id})
 
 
@@ -110,7 +103,8 @@ def batch() -> Response:
     g.rows, g.cached = stats["total"], stats["cached"]
     g.input_tokens, g.output_tokens = stats["usage"]["input_tokens"], stats["usage"]["output_tokens"]
     g.provider = service.provider.name
+    g.pacing = service.budget.snapshot()
     return jsonify({**answer, "processing_time": _elapsed(), "request_id": g.request_id})
 
 
-__all__ = ["batch", "batch_cost", "bp", "health", "webhook"]
+__all__ = ["batch", "bp", "health", "webhook"]

@@ -17,6 +17,7 @@ Exception tree (each carries `status`, `code`, a user-facing `message`, optional
     ├── InternalError            500 internal_error        a bug; logged with traceback, never shown
     ├── ProviderError            502 provider_error        provider failed, refused the key, answered garbage
     ├── ProviderTimeout          504 provider_timeout      provider slower than REQUEST_TIMEOUT
+    ├── ProviderBusy             503 provider_busy         no provider slot came free within REQUEST_TIMEOUT
     └── DeadlineExceeded         504 deadline_exceeded     batch row unfinished at BATCH_TIMEOUT
 
 Werkzeug's HTTP exceptions (404, 405, 413, flask-limiter's 429) are mapped onto the
@@ -117,6 +118,14 @@ class ProviderError(APIError):
 
 class ProviderTimeout(APIError):
     status, code, message = 504, "provider_timeout", "The LLM provider did not answer in time."
+
+
+class ProviderBusy(APIError):
+    status, code = 503, "provider_busy"
+    message = "Every provider slot stayed busy for REQUEST_TIMEOUT; send it again."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
 
 
 class DeadlineExceeded(APIError):

@@ -1,10 +1,15 @@
 """Per-token rate limits with flask-limiter.
 
-One budget of RATE_LIMIT units per minute per client, shared by /webhook and /batch;
-a batch costs one unit per row. The key is the hash of a valid token (never the token),
-or the caller's address when no valid token is presented, so guessing tokens is
-throttled too. Storage is a URI: memory:// per process, redis:// shared by workers,
-with an in-memory fallback while Redis is unreachable.
+RATE_LIMIT counts requests per minute per client, shared by /webhook, /batch and job
+submission: a limit that protects the server from a runaway client, not the way rows are
+paced (that is the provider budget, backend/pacing.py). A 100-row batch is one request, so
+a 1,000-cell fill-down (10 batches) is far inside the default 60. Reading a job's status
+and results has its own, generous budget (POLL_RATE_LIMIT), so polling never eats the
+budget for work. A sliding-window counter keeps bursts at a window's edge in check at
+the cost of two counters, far less than a moving window's log of every hit. The key is
+the hash of a valid token (never the token), or the caller's address when no valid token
+is presented, so guessing tokens is throttled too. Storage is a URI: memory:// per
+process, redis:// shared by workers, with an in-memory fallback while Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -37,17 +42,25 @@ def build_limiter(app: Flask, settings: Settings) -> Limiter:
         swallow_errors=True,
         in_memory_fallback_enabled=shared,
         key_prefix="flaskllm",
-        strategy="moving-window",
+        strategy="sliding-window-counter",
     )
     return limiter
 
 
-def llm_limit(limiter: Limiter, settings: Settings, cost: Callable[[], int]) -> Callable[[Any], Any]:
+def llm_limit(limiter: Limiter, settings: Settings) -> Callable[[Any], Any]:
     """The decorator for routes that spend provider money: one shared per-client budget."""
     return limiter.shared_limit(
         f"{settings.rate_limit} per minute",
         scope="llm",
-        cost=cost,
         methods=["POST"],
+        exempt_when=lambda: request.method == "OPTIONS",
+    )
+
+
+def poll_limit(limiter: Limiter, settings: Settings) -> Callable[[Any], Any]:
+    """The decorator for job status and results: its own budget, apart from RATE_LIMIT."""
+    return limiter.shared_limit(
+        f"{settings.poll_rate_limit} per minute",
+        scope="poll",
         exempt_when=lambda: request.method == "OPTIONS",
     )

@@ -104,4 +104,5 @@ def _log_request(response: Response, request_id: str) -> None:
         value = g.get(name)
         if value is not None:
             fields[name] = value
+    fields.update(g.get("pacing") or {})  # provider calls in flight and rows waiting, when it called one
     access_log.info("request", extra=fields)

@@ -64,7 +64,7 @@ DOCS: dict[str, Doc] = {
         "Answers are cached: the same prompt and options answer `cached: true` at no cost.",
         WebhookRequest,
         WebhookResponse,
-        errors=(502, 504),
+        errors=(502, 503, 504),
         examples={
             "summary": {"prompt": "Hi team, the Q3 review moves to Friday 10:00. Send slides by Thursday."},
             "sentiment": {"prompt": "This is the third late delivery. Unacceptable.", "type": "sentiment"},
@@ -75,7 +75,8 @@ DOCS: dict[str, Doc] = {
         "Process many rows",
         "1..BATCH_MAX_ITEMS rows, each a BatchItem, answered in input order. A row that fails "
         "(invalid, provider error, deadline) fails alone with `ok: false`; the batch answers 200. "
-        "A batch costs one rate-limit unit per row.",
+        "A batch is one request against RATE_LIMIT, however many rows it has; rows beyond "
+        "PROVIDER_CONCURRENCY wait for a provider slot.",
         BatchRequest,
         BatchResponse,
         examples={

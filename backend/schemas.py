@@ -207,6 +207,8 @@ class HealthResponse(BaseModel):
     environment: str
     provider: str
     batch_max_items: int
+    job_max_items: int
+    provider_concurrency: int
 
 
 def describe_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:

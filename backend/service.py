@@ -2,8 +2,10 @@
 
 Views stay thin: they validate and hand a `WebhookRequest` here. A batch validates its
 rows one by one (a bad row fails alone), answers cache hits and duplicates without a
-provider call, runs the rest on a bounded thread pool under one deadline, and returns
-every row, in input order, finished or not.
+provider call, runs the rest under one deadline, and returns every row, in input order,
+finished or not. Every provider call takes a slot of the process's `ProviderBudget`
+(backend/pacing.py): rows beyond PROVIDER_CONCURRENCY wait for a slot instead of failing.
+Job chunks (backend/jobs.py) go through `process_batch` too.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from backend.errors import (
     DeadlineExceeded,
     InternalError,
     InvalidInput,
+    ProviderBusy,
     ProviderTimeout,
     UnsupportedByProvider,
     log_crash,
 )
+from backend.pacing import ProviderBudget
 from backend.providers.base import Provider, Usage
 from backend.schemas import BatchItem, WebhookRequest, validate
 from backend.settings import Settings
@@ -45,12 +49,18 @@ class Service:
     """Processes items with one provider, one cache and one set of templates per app."""
 
     def __init__(
-        self, settings: Settings, provider: Provider, templates: dict[str, Template], cache: ResponseCache
+        self,
+        settings: Settings,
+        provider: Provider,
+        templates: dict[str, Template],
+        cache: ResponseCache,
+        budget: ProviderBudget | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.templates = templates
         self.cache = cache
+        self.budget = budget or ProviderBudget(settings.provider_concurrency)
 
     @property
     def validation_context(self) -> dict[str, Any]:
@@ -96,22 +106,28 @@ class Service:
             item.source,
             self.settings.max_output_tokens,
         )
-        timeout = self.settings.request_timeout
-        cut_by_deadline = False
+        # The wait for a provider slot counts against the same time as the call itself.
+        ends = time.monotonic() + self.settings.request_timeout
+        cut_by_deadline = deadline is not None and deadline < ends
         if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DeadlineExceeded()
-            cut_by_deadline = left < timeout
-            timeout = min(timeout, left)
+            ends = min(ends, deadline)
+        if not self.budget.acquire(ends):
+            raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
+        succeeded = False
         try:
-            completion = self.provider.complete(job, timeout)
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
+            completion = self.provider.complete(job, left)
+            succeeded = True
         except ProviderTimeout:
             # The batch deadline, not REQUEST_TIMEOUT, ended this call: say so whichever
             # finishes first, this thread or the pool's wait, so the client resends the row.
             if cut_by_deadline:
                 raise DeadlineExceeded() from None
             raise
+        finally:
+            self.budget.release(succeeded)
         result = (
             completion.result
             if completion.result is not None
@@ -181,11 +197,15 @@ class Service:
             return None, err
 
     def _run_pool(self, items: dict[str, BatchItem], deadline: float) -> dict[str, Outcome | APIError]:
-        """Compute the distinct misses on BATCH_CONCURRENCY threads until the deadline."""
+        """Compute the distinct misses until the deadline, as many at once as the budget allows.
+
+        One thread per row up to PROVIDER_CONCURRENCY: the budget, not the pool, decides
+        how many reach the provider, so a lone batch can use every slot.
+        """
         outcomes: dict[str, Outcome | APIError] = {}
         if not items:
             return outcomes
-        workers = min(self.settings.batch_concurrency, len(items))
+        workers = min(self.settings.provider_concurrency, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
         try:
             futures = {pool.submit(self._guarded, item, key, deadline): key for key, item in items.items()}

@@ -1,7 +1,7 @@
 """All configuration, from environment variables and `.env`, validated once at start-up.
 
 Names and defaults of the original spec are kept (ENVIRONMENT, API_TOKEN, RATE_LIMIT, ...);
-everything added since is listed in ../shared/design.md and commented in `.env.example`.
+everything added since is commented in `.env.example` and docs/architecture.md.
 Secrets are `SecretStr` so they never show up in a repr, a log line or a traceback.
 """
 
@@ -71,12 +71,22 @@ class Settings(BaseSettings):
     # Input limits
     max_prompt_length: int = Field(4000, ge=1, le=1_000_000)
     batch_max_items: int = Field(100, ge=1, le=10_000)
-    batch_concurrency: int = Field(8, ge=1, le=256)
     batch_timeout: float = Field(50.0, gt=0, le=3600)
+
+    # Pacing: provider calls in flight per server process (webhook, batch and jobs share it)
+    provider_concurrency: int = Field(32, ge=1, le=1024)
+
+    # Jobs: whole sheets on the task queue (Huey); empty JOBS_URL = a SQLite file in instance/
+    jobs_url: str = ""
+    job_max_items: int = Field(5000, ge=1, le=100_000)
+    job_ttl: int = Field(7 * 24 * 3600, ge=60)
+    job_workers: int = Field(4, ge=0, le=64)  # consumer threads per process taking job chunks
+    job_chunk_size: int = Field(32, ge=1, le=1000)  # rows per queued task
 
     # Rate limits
     rate_limit_enabled: bool = True
-    rate_limit: int = Field(60, ge=1)
+    rate_limit: int = Field(60, ge=1)  # requests per token per minute (webhook, batch, job submit)
+    poll_rate_limit: int = Field(1200, ge=1)  # job status/results reads per token per minute
     rate_limit_storage_uri: str = "memory://"
 
     # Cache

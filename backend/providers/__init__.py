@@ -12,42 +12,46 @@ from typing import TYPE_CHECKING
 from backend.providers.base import Completion, Job, Provider, Usage
 
 if TYPE_CHECKING:
+    from backend.providers.retry import Throttle
     from backend.settings import Settings
 
 
-def _openai(settings: Settings) -> Provider:
+def _openai(settings: Settings, throttle: Throttle | None) -> Provider:
     from backend.providers.openai import OpenAIProvider
 
-    return OpenAIProvider.from_settings(settings)
+    return OpenAIProvider.from_settings(settings, throttle)
 
 
-def _anthropic(settings: Settings) -> Provider:
+def _anthropic(settings: Settings, throttle: Throttle | None) -> Provider:
     from backend.providers.anthropic import AnthropicProvider
 
-    return AnthropicProvider.from_settings(settings)
+    return AnthropicProvider.from_settings(settings, throttle)
 
 
-def _local(settings: Settings) -> Provider:
+def _local(settings: Settings, throttle: Throttle | None) -> Provider:
     from backend.providers.local import LocalProvider
 
     return LocalProvider(ner_model=settings.local_ner_model)
 
 
-REGISTRY: dict[str, Callable[[Settings], Provider]] = {
+REGISTRY: dict[str, Callable[[Settings, Throttle | None], Provider]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "local": _local,
 }
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The provider LLM_PROVIDER names (`auto`: by which key is set), or a clear ValueError."""
+def build_provider(settings: Settings, throttle: Throttle | None = None) -> Provider:
+    """The provider LLM_PROVIDER names (`auto`: by which key is set), or a clear ValueError.
+
+    `throttle` receives the provider's 429s (the app's ProviderBudget); None: a private one.
+    """
     name = settings.resolved_provider
     try:
         factory = REGISTRY[name]
     except KeyError:
         raise ValueError(f"LLM_PROVIDER={name!r} is unknown; use auto, {', '.join(REGISTRY)}") from None
-    return factory(settings)
+    return factory(settings, throttle)
 
 
 __all__ = ["REGISTRY", "Completion", "Job", "Provider", "Usage", "build_provider"]

@@ -8,7 +8,7 @@ import anthropic as anthropic_sdk
 
 from backend.errors import ProviderError
 from backend.providers.base import Completion, Job, Usage
-from backend.providers.retry import SDKErrors, SDKProvider
+from backend.providers.retry import SDKErrors, SDKProvider, Throttle
 
 
 class AnthropicProvider(SDKProvider):
@@ -18,7 +18,7 @@ class AnthropicProvider(SDKProvider):
     errors = SDKErrors(anthropic_sdk)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> AnthropicProvider:
+    def from_settings(cls, settings: Any, throttle: Throttle | None = None) -> AnthropicProvider:
         if settings.anthropic_api_key is None:
             raise ValueError("LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
         client = anthropic_sdk.Anthropic(
@@ -27,7 +27,7 @@ class AnthropicProvider(SDKProvider):
             timeout=settings.request_timeout,
             max_retries=0,
         )
-        return cls(client, settings.anthropic_model, settings.max_retries)
+        return cls(client, settings.anthropic_model, settings.max_retries, throttle)
 
     def attempt(self, job: Job, seconds_left: float) -> Completion:
         response = self.client.messages.create(

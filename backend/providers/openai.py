@@ -8,7 +8,7 @@ import openai as openai_sdk
 
 from backend.errors import ProviderError
 from backend.providers.base import Completion, Job, Usage
-from backend.providers.retry import SDKErrors, SDKProvider
+from backend.providers.retry import SDKErrors, SDKProvider, Throttle
 
 
 class OpenAIProvider(SDKProvider):
@@ -18,7 +18,7 @@ class OpenAIProvider(SDKProvider):
     errors = SDKErrors(openai_sdk)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> OpenAIProvider:
+    def from_settings(cls, settings: Any, throttle: Throttle | None = None) -> OpenAIProvider:
         if settings.openai_api_key is None:
             raise ValueError("LLM_PROVIDER=openai needs OPENAI_API_KEY")
         client = openai_sdk.OpenAI(
@@ -27,7 +27,7 @@ class OpenAIProvider(SDKProvider):
             timeout=settings.request_timeout,
             max_retries=0,
         )
-        return cls(client, settings.openai_model, settings.max_retries)
+        return cls(client, settings.openai_model, settings.max_retries, throttle)
 
     def attempt(self, job: Job, seconds_left: float) -> Completion:
         response = self.client.chat.completions.create(

@@ -89,11 +89,11 @@ def call_with_retries(
             )
         left = _left(deadline)
         if left <= 0.05:
-            raise ProviderTimeout(f"{provider} did not answer within {timeout:g} s.")
+            raise ProviderTimeout(f"{provider} did not answer within {round(timeout, 1):g} s.")
         try:
             return attempt(left)
         except errors.timeout as exc:
-            raise ProviderTimeout(f"{provider} did not answer within {timeout:g} s.") from exc
+            raise ProviderTimeout(f"{provider} did not answer within {round(timeout, 1):g} s.") from exc
         except errors.connection as exc:
             failure: APIError = ProviderError(f"Could not reach {provider}.")
             wait = _backoff(tries)
@@ -142,11 +142,14 @@ class SDKProvider(Provider):
 
     errors: SDKErrors
 
-    def __init__(self, client: Any, model: str, max_retries: int = 2) -> None:
+    def __init__(
+        self, client: Any, model: str, max_retries: int = 2, throttle: Throttle | None = None
+    ) -> None:
         self.client = client
         self.model = model
         self.max_retries = max_retries
-        self.throttle = Throttle()
+        # The app passes its ProviderBudget here, so a 429 also shrinks the concurrency.
+        self.throttle = throttle or Throttle()
 
     def complete(self, job: Job, timeout: float) -> Completion:
         return call_with_retries(

@@ -90,7 +90,7 @@ def test_provider_hangs_past_request_timeout(make_app: Callable[..., Flask], moc
 @pytest.mark.timeout(15)
 def test_batch_deadline_returns_every_row(make_app: Callable[..., Flask], mock: MockLLM) -> None:
     """BATCH_TIMEOUT shorter than REQUEST_TIMEOUT: the batch answers at its deadline, complete."""
-    client = make_app(request_timeout=10, batch_timeout=1, batch_concurrency=2).test_client()
+    client = make_app(request_timeout=10, batch_timeout=1, provider_concurrency=2).test_client()
     prompts = ["[[mock:hang]] Stuck one.", "[[mock:hang]] Stuck two.", "Fine row. Thanks.", "Another. Ok."]
     rows = batch(client, prompts)
     assert [row["ok"] for row in rows[:2]] == [False, False]

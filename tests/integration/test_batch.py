@@ -366,7 +366,7 @@ def test_deadline_rows_are_sent_again_next_time(make_app: Callable[..., Flask], 
 def test_provider_429_slows_the_pool_instead_of_failing_rows(
     make_app: Callable[..., Flask], mock: MockLLM
 ) -> None:
-    client = make_app(max_retries=1, batch_concurrency=4).test_client()
+    client = make_app(max_retries=1, provider_concurrency=4).test_client()
     items = [
         {"id": i, "prompt": f"Row {i}. [[mock:fail_times=1,status=429,retry_after=0.2]]"} for i in range(6)
     ]
@@ -377,7 +377,7 @@ def test_provider_429_slows_the_pool_instead_of_failing_rows(
 
 
 def test_one_provider_wide_429_is_absorbed(make_app: Callable[..., Flask], mock: MockLLM) -> None:
-    client = make_app(max_retries=2, batch_concurrency=2).test_client()
+    client = make_app(max_retries=2, provider_concurrency=2).test_client()
     mock.configure(fail_times=2, status=429, retry_after=0.2)
     data = ok_batch(client, [{"prompt": f"Row {i}. Fine."} for i in range(5)])
     assert all(r["ok"] for r in data["results"]), data["results"]

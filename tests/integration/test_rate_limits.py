@@ -73,21 +73,23 @@ def test_429_shape_and_headers(limited: FlaskClient) -> None:
     assert "Retry-After" in exposed and "X-RateLimit-Remaining" in exposed
 
 
-def test_batch_costs_one_unit_per_row(limited: FlaskClient, mock: MockLLM) -> None:
+def test_a_batch_is_one_request_however_many_rows(limited: FlaskClient, mock: MockLLM) -> None:
     resp = limited.post("/api/v1/batch", json=rows(3), headers=hdr())
     assert resp.status_code == 200
-    assert resp.headers["X-RateLimit-Remaining"] == "0"
-    assert_error(ask(limited), 429, "rate_limited")
-    assert_error(limited.post("/api/v1/batch", json=rows(1), headers=hdr()), 429, "rate_limited")
-    assert mock.calls() == 3
-
-
-def test_batch_larger_than_what_is_left_is_refused_whole(limited: FlaskClient, mock: MockLLM) -> None:
+    assert resp.headers["X-RateLimit-Remaining"] == "2"
+    big = {"items": [{"prompt": f"row {i}"} for i in range(50)]}
+    assert limited.post("/api/v1/batch", json=big, headers=hdr()).status_code == 200
     assert ask(limited).status_code == 200
-    assert_error(limited.post("/api/v1/batch", json=rows(3), headers=hdr()), 429, "rate_limited")
-    assert mock.calls() == 1  # the refused batch made no call
-    resp = limited.post("/api/v1/batch", json=rows(2), headers=hdr())  # what is left still fits
-    assert resp.status_code == 200
+    assert_error(limited.post("/api/v1/batch", json=rows(1), headers=hdr()), 429, "rate_limited")
+    assert mock.calls() == 3 + 50 + 1
+
+
+def test_cached_batch_still_counts_as_one_request_only(limited: FlaskClient, mock: MockLLM) -> None:
+    assert limited.post("/api/v1/batch", json=rows(3), headers=hdr()).status_code == 200
+    resp = limited.post("/api/v1/batch", json=rows(3), headers=hdr())
+    assert resp.get_json()["stats"]["cached"] == 3
+    assert resp.headers["X-RateLimit-Remaining"] == "1"
+    assert mock.calls() == 3
 
 
 def test_invalid_batch_costs_one_unit(limited: FlaskClient) -> None:
