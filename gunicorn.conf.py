@@ -98,3 +98,17 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Load the app in each worker, after the fork: no SQLite handle, Redis socket or SDK
 # connection pool is shared across processes.
 preload_app = False
+
+
+def post_worker_init(worker: object) -> None:
+    """Each worker also runs job rows (JOB_WORKERS threads): no extra process to start."""
+    from backend import start_job_consumer
+
+    start_job_consumer(worker.wsgi)  # type: ignore[attr-defined]
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Stop taking chunks; a chunk cut short is re-run by its job's watchdog."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        app.extensions["flaskllm"].consumer.stop(wait=5)

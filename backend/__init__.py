@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from backend.providers import Provider
     from backend.service import Service
     from backend.settings import Settings
+    from backend.worker import Consumer, JobQueue
 
 __version__ = "1.0.0"  # above the imports in create_app: backend.api reads it
 
@@ -33,6 +34,8 @@ class AppState:
     provider: Provider
     service: Service
     limiter: Limiter
+    jobs: JobQueue
+    consumer: Consumer
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -41,15 +44,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     The package's modules are imported here, not at the top, because they import
     `backend` themselves (for `__version__`).
     """
-    from backend import addin, api, apidocs, errors, limits, observability
+    from backend import addin, api, apidocs, errors, jobs_api, limits, observability
     from backend.auth import TokenChecker
     from backend.cache import build_cache
+    from backend.jobs import JobStore
     from backend.jsonio import JSONProvider
     from backend.pacing import ProviderBudget
     from backend.providers import build_provider
     from backend.service import Service
     from backend.settings import Settings
     from backend.tasks import load_templates
+    from backend.worker import Consumer, JobQueue, build_huey
 
     settings = settings or Settings()
     observability.configure_logging(settings.log_level)
@@ -64,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     provider = build_provider(settings, budget)
     cache = build_cache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries, app.instance_path)
     service = Service(settings, provider, load_templates(settings.prompt_templates), cache, budget)
+    huey = build_huey(settings, app.instance_path)
+    jobs = JobQueue(huey, JobStore(huey.storage, settings.job_ttl, settings.job_chunk_size), service)
 
     observability.init_app(app, settings)
     errors.register_error_handlers(app)
@@ -71,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app,
         resources={r"/api/*": {}, r"/addin/*": {}},
         origins=settings.allowed_origins,
-        allow_headers=["Content-Type", "X-API-Token", "Authorization", "X-Request-ID"],
+        allow_headers=["Content-Type", "X-API-Token", "Authorization", "X-Request-ID", "Idempotency-Key"],
         expose_headers=[
             "Retry-After",
             "X-RateLimit-Limit",
@@ -79,19 +86,39 @@ def create_app(settings: Settings | None = None) -> Flask:
             "X-RateLimit-Reset",
             "X-Request-ID",
         ],
-        methods=["GET", "POST", "OPTIONS"],
+        methods=["GET", "POST", "DELETE", "OPTIONS"],
         max_age=600,
         supports_credentials=False,
     )
     limiter = limits.build_limiter(app, settings)
     app.register_blueprint(api.bp)
+    app.register_blueprint(jobs_api.bp)
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(addin.bp)
-    for endpoint in ("api.webhook", "api.batch"):  # wrapped per app: limits live in its limiter
+    # Wrapped per app: the limits live in this app's limiter.
+    for endpoint in ("api.webhook", "api.batch", "jobs.submit"):
         app.view_functions[endpoint] = limits.llm_limit(limiter, settings)(app.view_functions[endpoint])
+    for endpoint in ("jobs.status", "jobs.results", "jobs.cancel"):
+        app.view_functions[endpoint] = limits.poll_limit(limiter, settings)(app.view_functions[endpoint])
 
     app.extensions["flaskllm"] = AppState(
-        settings, TokenChecker(settings.api_token), provider, service, limiter
+        settings,
+        TokenChecker(settings.api_token),
+        provider,
+        service,
+        limiter,
+        jobs,
+        Consumer(jobs, settings.job_workers),
     )
     return app
+
+
+def start_job_consumer(app: Flask) -> None:
+    """Run job chunks in this process (JOB_WORKERS threads): the embedded default.
+
+    Called by `python -m backend`, by gunicorn.conf.py in each worker after the fork, and
+    by `python -m backend worker`; never by `create_app`, so tests and CLI commands that
+    build an app start no threads.
+    """
+    app.extensions["flaskllm"].consumer.start()
 

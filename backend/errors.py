@@ -9,9 +9,12 @@ Exception tree (each carries `status`, `code`, a user-facing `message`, optional
     ├── UnsupportedByProvider    400 unsupported_by_provider  e.g. translation on the local provider
     ├── Unauthorized             401 unauthorized          missing or wrong token (never says which)
     ├── NotFound                 404 not_found
+    │   └── JobNotFound          404 not_found             unknown job id, or another token's job
     ├── MethodNotAllowed         405 method_not_allowed
     ├── PayloadTooLarge          413 payload_too_large     body over MAX_CONTENT_LENGTH
-    ├── TooManyItems             413 too_many_items        batch over BATCH_MAX_ITEMS
+    ├── IdempotencyConflict      409 idempotency_conflict  Idempotency-Key reused with other rows
+    ├── RowCancelled             409 cancelled             (a job row's error) the job was cancelled
+    ├── TooManyItems             413 too_many_items        batch over BATCH_MAX_ITEMS, job over JOB_MAX_ITEMS
     ├── UnsupportedMediaType     415 unsupported_media_type  not application/json
     ├── RateLimited              429 rate_limited          with Retry-After
     ├── InternalError            500 internal_error        a bug; logged with traceback, never shown
@@ -80,6 +83,22 @@ class Unauthorized(APIError):
 
 class NotFound(APIError):
     status, code, message = 404, "not_found", "No such endpoint."
+
+
+class JobNotFound(NotFound):
+    message = "No such job (it may belong to another token, or have expired after JOB_TTL)."
+
+
+class IdempotencyConflict(APIError):
+    status, code = 409, "idempotency_conflict"
+    message = (
+        "This Idempotency-Key was already used for a job with different rows; "
+        "use a new key for new rows."
+    )
+
+
+class RowCancelled(APIError):
+    status, code, message = 409, "cancelled", "The job was cancelled before this row ran."
 
 
 class MethodNotAllowed(APIError):

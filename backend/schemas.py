@@ -130,6 +130,32 @@ class BatchRequest(_Strict):
     defaults: TaskOptions | None = None
 
 
+class JobRequest(_Strict):
+    """A job's envelope: the batch's shape with up to JOB_MAX_ITEMS rows."""
+
+    items: list[Any] = Field(..., min_length=1, description="1..JOB_MAX_ITEMS rows (BatchItem).")
+    defaults: TaskOptions | None = None
+
+
+class Job(BaseModel):
+    """A job's progress. `done` counts finished rows, failed ones included."""
+
+    id: str
+    status: Literal["queued", "running", "done", "cancelled"]
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    cached: int
+    created_at: str
+    updated_at: str
+    eta_seconds: float | None
+
+
+class JobResponse(BaseModel):
+    job: Job
+
+
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int
@@ -209,6 +235,12 @@ class HealthResponse(BaseModel):
     batch_max_items: int
     job_max_items: int
     provider_concurrency: int
+
+
+class JobResultsResponse(BaseModel):
+    results: list[BatchRowOk | BatchRowError]
+    next: int | None = Field(..., description="Pass as `after` for the next page; null once every row came.")
+
 
 
 def describe_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:

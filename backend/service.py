@@ -146,9 +146,14 @@ class Service:
 
     # ------------------------------------------------------------------ batch
 
-    def process_batch(self, raw_items: list[Any], defaults: dict[str, Any]) -> dict[str, Any]:
-        """Every row's result in input order, plus stats. Never raises for a row's failure."""
-        deadline = time.monotonic() + self.settings.batch_timeout
+    def process_batch(
+        self, raw_items: list[Any], defaults: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Every row's result in input order, plus stats. Never raises for a row's failure.
+
+        `timeout` bounds the whole batch (default BATCH_TIMEOUT, what Excel can wait for).
+        """
+        deadline = time.monotonic() + (timeout or self.settings.batch_timeout)
         results: list[dict[str, Any] | None] = [None] * len(raw_items)
         pending: dict[str, list[int]] = {}  # cache key -> row indexes waiting for it
         items: dict[str, BatchItem] = {}

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     job_ttl: int = Field(7 * 24 * 3600, ge=60)
     job_workers: int = Field(4, ge=0, le=64)  # consumer threads per process taking job chunks
     job_chunk_size: int = Field(32, ge=1, le=1000)  # rows per queued task
+    job_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # request body of one job submission
 
     # Rate limits
     rate_limit_enabled: bool = True

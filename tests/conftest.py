@@ -7,6 +7,7 @@ never leak limits or cache entries into each other.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ def make_settings(**overrides: Any) -> Settings:
         "cache_url": "memory://",
         "rate_limit_enabled": False,
         "log_level": "INFO",
+        "jobs_url": f"sqlite:///{tempfile.mkdtemp(prefix='flaskllm-jobs-')}/jobs.sqlite3",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

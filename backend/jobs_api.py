@@ -1,0 +1,89 @@
+"""Blueprint /api/v1/jobs: submit a sheet as a job, follow it, page its results, cancel it.
+
+Thin views over `JobStore` (backend/jobs.py) and `JobQueue` (backend/worker.py). A job
+belongs to the token that made it: every other token gets 404, exactly as for an id that
+never existed, so job ids reveal nothing. Submitting is one request against RATE_LIMIT;
+status and results reads have their own POLL_RATE_LIMIT (wired in create_app).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from backend.api import read_json, state
+from backend.auth import require_token
+from backend.errors import InvalidInput, TooManyItems
+from backend.jobs import RESULTS_DEFAULT_LIMIT
+from backend.schemas import JobRequest, validate
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+
+
+def _checker() -> Any:
+    return state().tokens
+
+
+@bp.before_request
+def _allow_sheet_sized_bodies() -> None:
+    """A job carries up to JOB_MAX_ITEMS rows: a larger body limit than /batch's, here only."""
+    request.max_content_length = current_app.extensions["flaskllm"].settings.job_max_bytes
+
+
+@bp.post("")
+@require_token(_checker)
+def submit() -> tuple[Response, int]:
+    app_state = state()
+    body = read_json()
+    limit = app_state.settings.job_max_items
+    items = body.get("items")
+    if isinstance(items, list) and len(items) > limit:
+        raise TooManyItems(
+            f"items: at most {limit} rows per job (got {len(items)}); submit the sheet as several jobs."
+        )
+    envelope = validate(JobRequest, body, app_state.service.validation_context)
+    defaults = envelope.defaults.model_dump(exclude_none=True) if envelope.defaults else {}
+    job, chunks, created = app_state.jobs.store.create(
+        g.client, envelope.items, defaults, request.headers.get("Idempotency-Key")
+    )
+    if created:
+        app_state.jobs.submit(job["id"], chunks)
+    g.rows = job["total"]
+    return jsonify(job=job), 202 if created else 200
+
+
+@bp.get("/<job_id>")
+@require_token(_checker)
+def status(job_id: str) -> Response:
+    store = state().jobs.store
+    return jsonify(job=store.status(store.meta(g.client, job_id)))
+
+
+@bp.get("/<job_id>/results")
+@require_token(_checker)
+def results(job_id: str) -> Response:
+    store = state().jobs.store
+    meta = store.meta(g.client, job_id)
+    after = _int_arg("after", -1)
+    limit = _int_arg("limit", RESULTS_DEFAULT_LIMIT)
+    rows, next_after = store.results(meta, after, limit)
+    g.rows = len(rows)
+    return jsonify(results=rows, next=next_after)
+
+
+@bp.delete("/<job_id>")
+@require_token(_checker)
+def cancel(job_id: str) -> Response:
+    store = state().jobs.store
+    return jsonify(job=store.cancel(store.meta(g.client, job_id)))
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: must be an integer") from None
