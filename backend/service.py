@@ -11,8 +11,10 @@ Job chunks (backend/jobs.py) go through `process_batch` too.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,8 @@ class Service:
         self.templates = templates
         self.cache = cache
         self.budget = budget or ProviderBudget(settings.provider_concurrency)
+        self._flights: dict[str, Future[Outcome]] = {}
+        self._flights_lock = threading.Lock()
 
     @property
     def validation_context(self) -> dict[str, Any]:
@@ -92,6 +96,37 @@ class Service:
         return hit if hit is not None else self._compute(item, key, deadline)
 
     def _compute(self, item: WebhookRequest, key: str, deadline: float | None) -> Outcome:
+        """Compute `item` once per process however many callers ask for it at the same time.
+
+        Identical rows arrive together from different batches of one fill-down, from
+        chunks of one job running side by side, or from two users: the first caller
+        computes, the others wait for its answer and pay nothing ("single flight").
+        """
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = Future()
+        if not leader:
+            wait_for = self.settings.request_timeout if deadline is None else deadline - time.monotonic()
+            try:
+                outcome: Outcome = flight.result(timeout=max(0.0, wait_for))
+            except FutureTimeout:
+                raise DeadlineExceeded() if deadline is not None else ProviderBusy() from None
+            return Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
+        try:
+            outcome = self._call_provider(item, key, deadline)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(outcome)
+            return outcome
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+
+    def _call_provider(self, item: WebhookRequest, key: str, deadline: float | None) -> Outcome:
         task = item.type or "summary"
         supported = self.provider.supported_tasks
         if supported is not None and task not in supported:
