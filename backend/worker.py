@@ -21,6 +21,7 @@ inside a gunicorn worker (the default deployment needs no extra process) as well
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -87,7 +88,12 @@ class JobQueue:
             self._leases.add((job_id, number))
         try:
             rows = self._rows(chunk)
-            self.store.finish(chunk, rows)
+            if self.store.finish(chunk, rows):
+                log.info(
+                    "job chunk done",
+                    extra={"job": job_id, "chunk": number, "rows": len(rows), "pid": os.getpid(),
+                           **self.service.budget.snapshot()},
+                )
         finally:
             with self._leases_lock:
                 self._leases.discard((job_id, number))

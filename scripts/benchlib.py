@@ -80,6 +80,11 @@ class Server:
     proc: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
 
+    def kill_all(self) -> None:
+        """`kill -9` of the whole server: master and workers at once, no clean-up."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in children.read_text().split()] if children.exists() else []
@@ -136,6 +141,46 @@ def gunicorn_deployed(env: dict[str, str], worker_class: str = "gevent") -> Iter
     args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:application"]
     with _running(args, port, full_env) as server:
         yield server
+
+
+def shipped_env(env: dict[str, str], state_dir: str | None = None) -> dict[str, str]:
+    """The shipped defaults: only a token, the provider settings in `env`, and where the
+    cache and job files go (a fresh folder, so runs do not see each other's answers).
+    Nothing is raised, nothing switched off."""
+    tmp = state_dir or tempfile.mkdtemp(prefix="flaskllm-shipped-")
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+    return {
+        **{k: v for k, v in os.environ.items() if k in keep},
+        "API_TOKEN": TOKEN,
+        "CACHE_URL": f"sqlite:///{tmp}/cache.sqlite3",
+        "JOBS_URL": f"sqlite:///{tmp}/jobs.sqlite3",
+        **env,
+    }
+
+
+@contextmanager
+def gunicorn_shipped(env: dict[str, str], state_dir: str | None = None,
+                     log_path: Path | None = None, port: int | None = None) -> Iterator[Server]:
+    """`gunicorn wsgi:application` from the project folder, as the README and
+    docs/deployment.md start it: gunicorn.conf.py read by gunicorn itself, shipped defaults."""
+    port = port or free_port()
+    full_env = {**shipped_env(env, state_dir), "PORT": str(port)}
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([PYTHON, "-m", "gunicorn", "wsgi:application"], cwd=ROOT, env=full_env,
+                            stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
+                            start_new_session=True)  # its own process group: kill_all() hits all
+    try:
+        wait_http(port, "/api/v1/health")
+        yield Server(port, proc, full_env)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if log:
+            log.close()
 
 
 @contextmanager
