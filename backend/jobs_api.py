@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from backend.api import read_json, state
 from backend.auth import require_token
 from backend.errors import InvalidInput, TooManyItems
-from backend.jobs import RESULTS_DEFAULT_LIMIT
+from backend.jobs import RESULTS_DEFAULT_LIMIT, RESULTS_MAX_LIMIT
 from backend.schemas import JobRequest, validate
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
@@ -64,9 +64,13 @@ def status(job_id: str) -> Response:
 @require_token(_checker)
 def results(job_id: str) -> Response:
     store = state().jobs.store
-    meta = store.meta(g.client, job_id)
-    after = _int_arg("after", -1)
+    after = _int_arg("after", -1)  # bad paging is a 400 whether or not the job exists
     limit = _int_arg("limit", RESULTS_DEFAULT_LIMIT)
+    if after < -1:
+        raise InvalidInput("after: must be -1 (from the start) or a row index")
+    if not 1 <= limit <= RESULTS_MAX_LIMIT:
+        raise InvalidInput(f"limit: must be between 1 and {RESULTS_MAX_LIMIT}")
+    meta = store.meta(g.client, job_id)
     rows, next_after = store.results(meta, after, limit)
     g.rows = len(rows)
     return jsonify(results=rows, next=next_after)
@@ -81,7 +85,7 @@ def cancel(job_id: str) -> Response:
 
 def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         return int(raw)

@@ -13,6 +13,7 @@ a test fails on that flag.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ from backend.schemas import (
     BatchResponse,
     ErrorResponse,
     HealthResponse,
+    JobRequest,
+    JobResponse,
+    JobResultsResponse,
     WebhookRequest,
     WebhookResponse,
 )
@@ -55,6 +59,8 @@ class Doc:
     errors: tuple[int, ...] = ()  # statuses the route adds to the derived ones
     examples: dict[str, Any] = field(default_factory=dict)  # request examples by name
     tag: str = "api"
+    success: tuple[int, ...] = (200,)  # statuses answered with `response`
+    parameters: tuple[dict[str, Any], ...] = ()  # query and header parameters (path ones are derived)
 
 
 DOCS: dict[str, Doc] = {
@@ -88,6 +94,37 @@ DOCS: dict[str, Doc] = {
         },
     ),
     "api.health": Doc("Liveness and configuration", "No token needed.", response=HealthResponse),
+    "jobs.submit": Doc(
+        "Submit rows as a durable job",
+        "1..JOB_MAX_ITEMS rows, the same rows as /batch. Answers 202 with the job at once; the "
+        "rows run on the task queue and survive a restart. The same Idempotency-Key from the "
+        "same token answers 200 with the existing job (a re-run attaches); with other rows, 409. "
+        "One request against RATE_LIMIT.",
+        JobRequest,
+        JobResponse,
+        errors=(409,),
+        success=(202, 200),
+        parameters=({"name": "Idempotency-Key", "in": "header", "required": False,
+                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},),
+        examples={"rows": {"items": [{"id": "A2", "prompt": "Please call me back about the invoice."}]}},
+    ),
+    "jobs.status": Doc("A job's progress", "404 for unknown ids and other tokens' jobs. "
+                       "Not charged against RATE_LIMIT (POLL_RATE_LIMIT applies).",
+                       response=JobResponse, errors=(404,)),
+    "jobs.results": Doc(
+        "A page of a job's finished rows",
+        "Rows with index > after, in order, up to limit; stops at the first unfinished row. "
+        "`next` is the `after` for the next page, null once every row came.",
+        response=JobResultsResponse,
+        errors=(400, 404),
+        parameters=(
+            {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+        ),
+    ),
+    "jobs.cancel": Doc("Cancel a job's rows not started", "Finished rows stay.",
+                       response=JobResponse, errors=(404,)),
     "openapi.spec": Doc("This OpenAPI 3.1 document", "No token needed.", tag="meta"),
     "openapi.docs": Doc(
         "Human-readable API reference", "This document rendered as one HTML page, no scripts.",
@@ -108,10 +145,14 @@ def error_codes() -> dict[int, list[str]]:
     return codes
 
 
-def schemas_for(task_types: list[str], max_prompt_length: int, batch_max_items: int) -> dict[str, Any]:
+def schemas_for(
+    task_types: list[str], max_prompt_length: int, batch_max_items: int, job_max_items: int
+) -> dict[str, Any]:
     """Component schemas from the pydantic models, with the settings' limits applied."""
-    requests = (WebhookRequest, BatchItem, BatchRequest)
-    responses = (WebhookResponse, BatchResponse, ErrorResponse, HealthResponse)
+    requests = (WebhookRequest, BatchItem, BatchRequest, JobRequest)
+    responses = (
+        WebhookResponse, BatchResponse, ErrorResponse, HealthResponse, JobResponse, JobResultsResponse,
+    )
     models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
     models += [(m, "serialization") for m in responses]
     _, defs = models_json_schema(models, ref_template=REF)
@@ -124,14 +165,15 @@ def schemas_for(task_types: list[str], max_prompt_length: int, batch_max_items: 
             props["prompt"].update(minLength=1, maxLength=max_prompt_length, pattern=PROMPT_PATTERN)
             schemas[name]["if"] = {"properties": {"type": {"const": "translation"}}, "required": ["type"]}
             schemas[name]["then"] = {"required": ["language"], "properties": {"language": {"type": "string"}}}
-    items = schemas["BatchRequest"]["properties"]["items"]
-    items["maxItems"] = batch_max_items
-    # The envelope takes what the model takes; BatchItem is listed first to say what a good row is.
-    items["items"] = {"anyOf": [{"$ref": REF.format(model="BatchItem")}, items.get("items", {})]}
-    items["description"] = (
-        f"1..{batch_max_items} rows, each a BatchItem. Anything else is accepted by the envelope "
-        f"and answered as a failed row; over {batch_max_items} rows is a 413 too_many_items."
-    )
+    for envelope, most in (("BatchRequest", batch_max_items), ("JobRequest", job_max_items)):
+        items = schemas[envelope]["properties"]["items"]
+        items["maxItems"] = most
+        # The envelope takes what the model takes; BatchItem is listed first to say what a good row is.
+        items["items"] = {"anyOf": [{"$ref": REF.format(model="BatchItem")}, items.get("items", {})]}
+        items["description"] = (
+            f"1..{most} rows, each a BatchItem. Anything else is accepted by the envelope "
+            f"and answered as a failed row; over {most} rows is a 413 too_many_items."
+        )
     return schemas
 
 
@@ -153,7 +195,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.endpoint, view, tasks)
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            op = _operation(rule.endpoint, view, tasks)
+            for name in sorted(rule.arguments):
+                op.setdefault("parameters", []).insert(
+                    0, {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                )
+            paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {
@@ -164,7 +212,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 "is an ErrorResponse. Limits on this server: prompts up to "
                 f"{settings.max_prompt_length} characters, batches up to {settings.batch_max_items} "
                 f"rows, bodies up to {settings.max_content_length} bytes, {settings.rate_limit} "
-                "units per minute per token. Unknown paths answer 404 not_found; other methods "
+                "requests per minute per token. Unknown paths answer 404 not_found; other methods "
                 "answer 405 method_not_allowed with an Allow header."
             ),
         },
@@ -173,7 +221,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
                  {"name": "meta", "description": "This documentation."}],
         "paths": paths,
         "components": {
-            "schemas": schemas_for(tasks, settings.max_prompt_length, settings.batch_max_items),
+            "schemas": schemas_for(
+                tasks, settings.max_prompt_length, settings.batch_max_items, settings.job_max_items
+            ),
             "securitySchemes": {
                 "ApiTokenHeader": {"type": "apiKey", "in": "header", "name": "X-API-Token"},
                 "BearerToken": {"type": "http", "scheme": "bearer", "description": "The same token."},
@@ -202,6 +252,8 @@ def _operation(endpoint: str, view: Any, tasks: list[str]) -> dict[str, Any]:
         doc = Doc(endpoint)
     if doc.description:
         op["description"] = doc.description
+    if doc.parameters:
+        op["parameters"] = [dict(p) for p in doc.parameters]
     statuses = {500, *doc.errors}
     if doc.request is not None:
         statuses |= {400, 413, 415}
@@ -214,7 +266,8 @@ def _operation(endpoint: str, view: Any, tasks: list[str]) -> dict[str, Any]:
         statuses.add(401)
     if limited:
         statuses.add(429)
-    op["responses"] = {"200": _success(doc, limited), **{str(s): _error(s) for s in sorted(statuses)}}
+    success = {str(code): _success(doc, limited) for code in doc.success}
+    op["responses"] = {**success, **{str(s): _error(s) for s in sorted(statuses)}}
     return op
 
 

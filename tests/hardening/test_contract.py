@@ -4,7 +4,8 @@ Every operation gets the examples, the coverage phase (boundary and malformed va
 missing fields, wrong types, one past every limit) and a fuzzing phase of positive and
 negative cases, deterministic (derandomize) so a failure reproduces. Each case must
 never 500, must answer a documented status with a body and headers matching the
-documented schema, valid input must succeed (200 with a token) and invalid input must
+documented schema, valid input must succeed (200, or 202 for a job, with a token; 404 for a job id that no
+job of this token has) and invalid input must
 be rejected (400/413/415). Without a token, the protected operations answer 401 to
 whatever is sent.
 
@@ -38,13 +39,16 @@ APP = create_app(
         max_retries=1,
         max_prompt_length=300,
         batch_max_items=4,
+        job_max_items=4,
         log_level="WARNING",
     )
 )
 CONFIG = schemathesis.Config.from_dict(
     {
         "checks": {
-            "positive_data_acceptance": {"expected-statuses": ["200", "401"]},
+            # 202: a job accepted; 404: a job id that no job of this token has; 409: an
+            # Idempotency-Key the fuzzer already used with other rows.
+            "positive_data_acceptance": {"expected-statuses": ["200", "202", "401", "404", "409"]},
             "negative_data_rejection": {"expected-statuses": ["400", "401", "413", "415"]},
         }
     }
@@ -57,7 +61,7 @@ SETTINGS = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-SECURED = {"POST /api/v1/webhook", "POST /api/v1/batch"}
+SECURED = {"POST /api/v1/webhook", "POST /api/v1/batch", "POST /api/v1/jobs"}
 CASES: Counter[tuple[str, str]] = Counter()
 
 
