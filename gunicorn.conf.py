@@ -6,8 +6,8 @@ flag still wins over both.
 
 Why gevent by default: a request mostly waits on the LLM provider (seconds), and a thread
 worker serves at most `threads / provider latency` requests per second; gevent serves
-hundreds of waiting requests per worker for little memory (measured in
-../shared/design.md, "Serving"). GUNICORN_WORKER_CLASS=gthread is the fallback where
+hundreds of waiting requests per worker for little memory (measured: docs/deployment.md).
+GUNICORN_WORKER_CLASS=gthread is the fallback where
 gevent cannot be installed; give it enough GUNICORN_THREADS for the expected concurrency.
 
     GUNICORN_WORKER_CLASS   gevent | gthread | sync            (gevent)
