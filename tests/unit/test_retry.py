@@ -305,30 +305,41 @@ def fake_client(path: str, response: Any) -> Any:
     return obj
 
 
+def fake_openai_client(body: Any) -> Any:
+    """An object whose `post(path, ...)` answers like the SDK's raw HTTP response with `body`."""
+    sent: list[dict[str, Any]] = []
+
+    def post(path: str, **kw: Any) -> Any:
+        sent.append({"path": path, **kw})
+        return types.SimpleNamespace(json=lambda: body)
+
+    return types.SimpleNamespace(post=post, sent=sent)
+
+
 def test_openai_answer_is_read() -> None:
-    response = types.SimpleNamespace(
-        model="gpt-x",
-        choices=[types.SimpleNamespace(message=types.SimpleNamespace(content="hello"))],
-        usage=types.SimpleNamespace(prompt_tokens=3, completion_tokens=1),
-    )
-    provider = OpenAIProvider(fake_client("chat.completions", response), "gpt-4", 0)
+    body = {"model": "gpt-x", "choices": [{"message": {"content": "hello"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    client = fake_openai_client(body)
+    provider = OpenAIProvider(client, "gpt-4", 0)
     assert provider.complete(JOB, 5) == Completion(text="hello", model="gpt-x", usage=Usage(3, 1))
+    (call,) = client.sent
+    assert call["path"] == "/chat/completions" and call["body"]["model"] == "gpt-4"
+    assert call["body"]["messages"] == [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    assert 0 < call["options"]["timeout"] <= 5
 
 
 @pytest.mark.parametrize(
-    "response",
+    "body",
     [
-        types.SimpleNamespace(model="m", choices=[], usage=None),
-        types.SimpleNamespace(model="m", usage=None),
-        types.SimpleNamespace(
-            model="m",
-            choices=[types.SimpleNamespace(message=types.SimpleNamespace(content=None))],
-            usage=None,
-        ),
+        {"model": "m", "choices": [], "usage": None},
+        {"model": "m", "usage": None},
+        {"model": "m", "choices": [{"message": {"content": None}}]},
+        {"model": "m", "choices": [{"message": "text"}]},
+        ["not", "an", "object"],
     ],
 )
-def test_openai_wrong_shapes_are_provider_errors(response: Any) -> None:
-    provider = OpenAIProvider(fake_client("chat.completions", response), "gpt-4", 0)
+def test_openai_wrong_shapes_are_provider_errors(body: Any) -> None:
+    provider = OpenAIProvider(fake_openai_client(body), "gpt-4", 0)
     with pytest.raises(ProviderError):
         provider.complete(JOB, 5)
 
