@@ -1,8 +1,10 @@
-"""Time each task of the offline `local` provider on the sample e-mail.
+"""Time each task of the offline `local` provider on the sample e-mail; score its sentiment.
 
 Why: the local provider runs inside the request (no network), so its CPU time is the
 request's latency and, under gevent, time stolen from every other request on the worker.
-This prints mean / p50 / p99 per task and writes them to scripts/results/bench_local.json.
+This prints mean / p50 / p99 per task, then the sentiment accuracy on the labelled
+business e-mails in tests/data/sentiment_emails*.jsonl (what each set is for: see
+tests/unit/test_local_sentiment.py), and writes both to scripts/results/bench_local.json.
 
     .venv/bin/python scripts/bench_local.py [--iterations 200] [--warmup 20] [--file PATH]
 """
@@ -24,6 +26,11 @@ from backend.providers.base import Job  # noqa: E402
 from backend.providers.local import LocalProvider  # noqa: E402
 
 TASKS = ("summary", "keywords", "sentiment", "entities")
+SENTIMENT_SETS = {
+    "sentiment_emails": "held out (written before the rules)",
+    "sentiment_emails_dev": "development (rules tuned on it)",
+    "sentiment_emails_fresh": "fresh (written later, measured once per round)",
+}
 
 
 def percentile(sorted_ms: list[float], q: float) -> float:
@@ -62,6 +69,21 @@ def bench(text: str, iterations: int, warmup: int) -> dict[str, dict[str, float]
     return results
 
 
+def sentiment_accuracy(provider: LocalProvider) -> dict[str, dict[str, float | int]]:
+    """Per labelled set: e-mails, correct labels, accuracy (and all sets together)."""
+    out: dict[str, dict[str, float | int]] = {}
+    total = correct = 0
+    for name in SENTIMENT_SETS:
+        path = ROOT / "tests/data" / f"{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        hits = sum(provider.sentiment(row["text"])["label"] == row["label"] for row in rows)
+        out[name] = {"emails": len(rows), "correct": hits, "accuracy": round(hits / len(rows), 3)}
+        total += len(rows)
+        correct += hits
+    out["all"] = {"emails": total, "correct": correct, "accuracy": round(correct / total, 3)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200)
@@ -81,6 +103,12 @@ def main() -> None:
         r = results[task]
         print(f"{task:<10} {r['mean_ms']:>9.2f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['max_ms']:>9.2f}")
 
+    accuracy = sentiment_accuracy(LocalProvider(ner_model="none"))
+    print("\nsentiment accuracy on labelled business e-mails (positive/negative/neutral/mixed)")
+    for name, r in accuracy.items():
+        role = SENTIMENT_SETS.get(name, "all of them")
+        print(f"{name:<24} {r['correct']:>3}/{r['emails']:<3} = {r['accuracy']:.3f}  {role}")
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "input": {
@@ -93,6 +121,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "results": results,
+        "sentiment_accuracy": accuracy,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {shown(args.out)}")

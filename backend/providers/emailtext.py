@@ -46,6 +46,11 @@ _SIGN_OFF = re.compile(
     r"\s*[,.!]*\s*$",
     re.IGNORECASE,
 )
+# The same sign-off at the end of a one-line cell: "... while I am away. Best, Ana".
+_TRAILING_SIGN_OFF = re.compile(
+    rf"(?<=[.!?])\s+(?i:{_SIGN_OFF_WORDS})[\s,.!]*"
+    r"(?:(?:[-\u2013\u2014]\s*)?[A-Z][\w'\u2019-]*(?:[.\s]+[A-Z][\w'\u2019-]*){0,2}[\s,.!]*)?$",
+)
 _SIGNATURE = re.compile(r"^--\s*$")
 _ORIGINAL_MESSAGE = re.compile(
     r"^\s*(?:-{2,}\s*(?:original|forwarded)\s+message\s*-{2,}|_{10,})\s*$", re.IGNORECASE
@@ -79,6 +84,8 @@ _ABBREVIATIONS = frozenset({
     "fri", "sat", "sun", "a.m", "p.m", "u.s", "u.k"
 })
 # fmt: on
+# A company name ends at its suffix, so a capital after "Corp." starts a new sentence.
+_COMPANY_SUFFIXES = frozenset({"inc", "ltd", "corp", "co", "llc", "plc"})
 WORD = re.compile(r"\w+")
 
 
@@ -128,7 +135,8 @@ def clean_email(text: str) -> CleanedEmail:
     message ends at a signature marker ("-- "), a quoted-reply intro ("On ... wrote:"),
     an "Original Message" separator, a reply header (From:/Sent: after the body began)
     or a sign-off ("Best regards,") once some body text has been seen, so everything
-    after those (signature, older thread) goes too. Plain text without any of these
+    after those (signature, older thread) goes too; so does a sign-off ending the last
+    line of a one-line cell ("... by Friday. Thanks, Tom"). Plain text without any of these
     comes back unchanged, line for line.
     """
     lines = sanitize(text).split("\n")
@@ -153,6 +161,11 @@ def clean_email(text: str) -> CleanedEmail:
             if prefix and WORD.search(line, prefix.end()):
                 line = line[prefix.end() :]
         kept.append((i, line.rstrip()))
+    if kept:
+        index, last = kept[-1]
+        tail = _TRAILING_SIGN_OFF.search(last)
+        if tail:
+            kept[-1] = (index, last[: tail.start()])
     return CleanedEmail(kept, subject)
 
 
@@ -184,7 +197,10 @@ def units(cleaned: CleanedEmail) -> list[tuple[str, bool]]:
 
 
 def _is_real_boundary(text: str, start: int, next_char: str) -> bool:
-    """False for "Dr. Smith", "e.g. this", "J. Smith": abbreviation, initial, lower case next."""
+    """False for "Dr. Smith", "e.g. this", "J. Smith": abbreviation, initial, lower case next.
+
+    A company suffix is the exception: "Acme Corp. Tom will call" is two sentences.
+    """
     if next_char.islower():
         return False
     if text[start] != ".":
@@ -193,6 +209,8 @@ def _is_real_boundary(text: str, start: int, next_char: str) -> bool:
     if not before:
         return True
     word = before[-1].lstrip("(['\"\u201c\u2018").lower()
+    if word in _COMPANY_SUFFIXES:
+        return next_char.isupper()  # "with Acme Corp. Tom will call" ends at "Corp."
     if word in _ABBREVIATIONS:
         return False
     return not (len(word) == 1 and word.isalpha())

@@ -1,12 +1,18 @@
 """Entities for the offline `local` provider: regex rules, upgraded by spaCy when installed.
 
+Labels are the LLM task's (backend/templates.toml): PERSON, ORG, LOCATION, DATE, MONEY,
+PRODUCT, OTHER, so a sheet reads the same whatever the provider. Times count as DATE;
+percentages, e-mail addresses, URLs and phone numbers as OTHER.
+
 Why rules first: money, dates, times, percentages, e-mail addresses, URLs and phone
 numbers have shapes a regex finds reliably and in microseconds, with nothing to
-download. Names are the weak spot of rules (we can only say "a run of capitalised
-words", labelled PERSON_OR_ORG); the optional `[ner]` extra (spaCy plus a small English
-model, e.g. `en_core_web_sm`) replaces that guess with real PERSON/ORG/GPE/... labels.
-The rules for MONEY, EMAIL, URL and PHONE stay in charge even then, because the small
-model misses "€300" and splits URLs and e-mail addresses.
+download. Names are the weak spot of rules: `names.classify` labels a run of
+capitalised words from the evidence in the e-mail (greetings, sign-offs, titles,
+company suffixes, short word lists) and calls the rest OTHER. The optional `[ner]`
+extra (spaCy plus a small English model, e.g. `en_core_web_sm`) replaces that with a
+statistical model; the MONEY, EMAIL, URL and PHONE rules and the people named in
+greetings and sign-offs stay in charge even then, because the small model misses
+"€300", splits URLs and e-mail addresses, and often takes "Hi Sarah" for an ORG.
 
 The spaCy model is named by the LOCAL_NER_MODEL setting (default "en_core_web_sm"; set
 it to "" or "none" to keep rules only) and loaded lazily, once per process.
@@ -19,6 +25,8 @@ import logging
 import re
 import threading
 from typing import Any, TypedDict
+
+from backend.providers.names import COMPANY_SUFFIXES, MULTI_WORD_PLACES, TITLES, classify, context_people
 
 log = logging.getLogger("backend.providers.entities")
 
@@ -79,6 +87,12 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("PHONE", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?![\w])")),
+    (
+        "LOCATION",
+        re.compile(
+            r"\b(?:" + "|".join(p.title().replace(" ", r"\s") for p in sorted(MULTI_WORD_PLACES)) + r")\b"
+        ),
+    ),
 ]
 _PHONE_DIGITS = (9, 15)
 
@@ -89,8 +103,15 @@ _NAME_TOKEN = re.compile(r"[^\W\d_][\w'\u2019&.-]*|&")
 _CONNECTORS = frozenset(
     {"of", "&", "de", "van", "von", "der", "den", "da", "di", "du", "la", "le", "del", "bin"}
 )
-_TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "sr"})
-_COMPANY_SUFFIXES = frozenset({"inc", "ltd", "co", "corp", "llc", "plc", "gmbh", "ag", "jr"})
+_TITLES = TITLES | {"st", "sr"}
+_COMPANY_SUFFIXES = COMPANY_SUFFIXES | {"jr"}
+# The internal rule kinds, and spaCy's labels, in the LLM task's label set (None: dropped).
+OUTPUT_LABELS: dict[str, str | None] = {
+    "EMAIL": "OTHER", "URL": "OTHER", "PHONE": "OTHER", "PERCENT": "OTHER", "TIME": "DATE",
+    "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION", "NORP": "OTHER", "EVENT": "OTHER",
+    "WORK_OF_ART": "OTHER", "LAW": "OTHER", "LANGUAGE": "OTHER", "QUANTITY": "OTHER",
+    "CARDINAL": None, "ORDINAL": None,
+}  # fmt: skip
 # fmt: off
 _COMMON = frozenset({
     "a", "about", "after", "again", "all", "also", "an", "and", "any", "are", "as", "at", "be",
@@ -108,6 +129,7 @@ _COMMON = frozenset({
     "finally", "first", "next", "last", "new", "ok", "okay", "perfect", "sounds"
 })
 # fmt: on
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n\s*)$")
 _SUBJECT_LINE = re.compile(r"^[ \t]*subject[ \t]*:.*$", re.IGNORECASE | re.MULTILINE)
 _MONTHS_AND_DAYS = re.compile(rf"^(?:{_MONTH}|{_DAY})$")
 _POSSESSIVE = re.compile(r"(?:['\u2019]s?|\.)$")
@@ -125,11 +147,11 @@ def _weak(m: re.Match[str]) -> bool:
     return lower in _CONNECTORS or lower in _COMMON or bool(_MONTHS_AND_DAYS.match(word))
 
 
-def _span(run: list[re.Match[str]]) -> tuple[int, int] | None:
-    """The name a run of capitalised tokens stands for, or None when it is not one.
+def _span(run: list[re.Match[str]]) -> tuple[int, int, list[str]] | None:
+    """The name a run of capitalised tokens stands for (start, end, words), or None.
 
-    Weak ends are trimmed ("The Northwind Traders" -> "Northwind Traders"); two or more
-    capitalised words must remain; all-caps runs ("VERY ANGRY NOW") are shouting.
+    Weak ends are trimmed ("The Northwind Traders" -> "Northwind Traders"); all-caps
+    runs of two or more words ("VERY ANGRY NOW") are shouting.
     """
     start, end = 0, len(run)
     while start < end and _weak(run[start]):
@@ -137,17 +159,17 @@ def _span(run: list[re.Match[str]]) -> tuple[int, int] | None:
     while end > start and _weak(run[end - 1]):
         end -= 1
     words = [m for m in run[start:end] if m.group() != "&"]
-    if len(words) < 2 or all(m.group().isupper() for m in words):
+    if not words or (len(words) > 1 and all(m.group().isupper() for m in words)):
         return None
     last = run[end - 1]
     keep_dot = _word(last).lower() in _COMPANY_SUFFIXES and last.group().endswith(".")
     stop = last.end() if keep_dot else last.start() + len(_word(last))
-    return run[start].start(), stop
+    return run[start].start(), stop, [_word(m) for m in run[start:end]]
 
 
-def _names(text: str) -> list[tuple[int, int]]:
-    """Spans of 2+ consecutive capitalised words on one line (PERSON_OR_ORG candidates)."""
-    spans: list[tuple[int, int]] = []
+def _names(text: str) -> list[tuple[int, int, list[str]]]:
+    """Runs of consecutive capitalised words on one line, as (start, end, words)."""
+    spans: list[tuple[int, int, list[str]]] = []
     run: list[re.Match[str]] = []
 
     def flush() -> None:
@@ -173,6 +195,15 @@ def _names(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _people_spans(text: str, people: set[str]) -> list[tuple[int, int]]:
+    """Where the people named in greetings and sign-offs occur (whole words)."""
+    if not people:
+        return []
+    names = sorted(people, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
+    return [m.span() for m in pattern.finditer(text)]
+
+
 def rule_entities(text: str, include_names: bool = True) -> list[tuple[int, int, str]]:
     """(start, end, label) spans found by the regex rules, overlaps resolved, in order."""
     found: list[tuple[int, int, int, str]] = []  # start, end, priority, label
@@ -188,7 +219,16 @@ def rule_entities(text: str, include_names: bool = True) -> list[tuple[int, int,
     if include_names:
         # Title-case subject lines ("Q3 Budget Review") are not names: blank them out.
         masked = _SUBJECT_LINE.sub(lambda m: " " * len(m.group()), text)
-        found.extend((s, e, len(_RULES), "PERSON_OR_ORG") for s, e in _names(masked))
+        people = context_people(text)
+        for start, end, words in _names(masked):
+            name = classify(words, people)
+            if len(words) > 1 and _SENTENCE_START.search(text[max(0, start - 3) : start] or "\n"):
+                # "Ask Lena", "Contact David Chen": a capitalised verb, then the name.
+                rest = classify(words[1:], people)
+                if rest in ("PERSON", "LOCATION") and name != "PERSON":
+                    start, name = text.index(words[1], start), rest
+            if name:
+                found.append((start, end, len(_RULES), name))
     return _resolve(found)
 
 
@@ -206,16 +246,21 @@ def _resolve(found: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str
 
 
 def _dedupe(spans: list[tuple[int, int, str]], text: str) -> list[Entity]:
-    """Entities in order of first appearance, each (text, label) once (case-insensitive)."""
+    """Entities in order of first appearance, in the task's labels, each (text, label) once."""
     seen: set[tuple[str, str]] = set()
     out: list[Entity] = []
-    for start, end, label in spans:
+    for start, end, kind in spans:
+        label = OUTPUT_LABELS.get(kind, kind)
+        if label is None:
+            continue
         value = " ".join(text[start:end].split())
         key = (value.casefold(), label)
         if value and key not in seen:
             seen.add(key)
             out.append({"text": value, "label": label})
-    return out
+    # "Maria" next to "Maria Lopez" is the same person said twice.
+    firsts = {e["text"].split()[0] for e in out if e["label"] == "PERSON" and " " in e["text"]}
+    return [e for e in out if not (e["label"] == "PERSON" and e["text"] in firsts)]
 
 
 _spacy_lock = threading.Lock()
@@ -242,7 +287,7 @@ def load_spacy(model: str) -> Any:
 
 
 class EntityExtractor:
-    """Rule-based entities, or spaCy NER merged with the MONEY/EMAIL/URL/PHONE rules.
+    """Rule-based entities, or spaCy NER merged with the MONEY/EMAIL/URL/PHONE/people rules.
 
     `nlp` may be passed in (tests pass a fake); otherwise `model` (default: env var
     the LOCAL_NER_MODEL setting, else "en_core_web_sm") is loaded lazily on first use.
@@ -274,5 +319,6 @@ class EntityExtractor:
             for s, e, label in rule_entities(text, include_names=False)
             if label in self._RULE_LABELS_KEPT_WITH_SPACY
         ]
+        found.extend((s, e, 0, "PERSON") for s, e in _people_spans(text, context_people(text)))
         found.extend((ent.start_char, ent.end_char, 1, str(ent.label_)) for ent in nlp(text).ents)
         return _dedupe(_resolve(found), text)

@@ -14,70 +14,27 @@ normal cell takes milliseconds (keywords: tens of them, see scripts/bench_local.
 from __future__ import annotations
 
 import inspect
-import math
 import re
-import textwrap
 import threading
-import unicodedata
 from typing import Any, ClassVar
 
 import yake
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from backend.errors import UnsupportedByProvider
 from backend.providers.base import Completion, Job, Provider, Usage
-from backend.providers.emailtext import clean_email, sanitize, split_sentences
+from backend.providers.emailtext import clean_email
 from backend.providers.entities import Entity, EntityExtractor
-from backend.providers.textrank import MAX_SENTENCES, summarize
+from backend.providers.sentiment import BusinessSentiment, SentimentResult
+from backend.providers.textrank import summarize
 
-# VADER's own convention for the compound score: |c| < 0.05 is neutral.
-NEUTRAL_BAND = 0.05
-# "mixed": at least one clearly positive and one clearly negative sentence (|c| >= 0.5,
-# where VADER puts plainly emotional sentences such as "I love it" / "this is awful"),
-# and the weaker side carries at least a third of the stronger side's weight, so one
-# polite "thanks" in an angry letter does not turn it mixed.
-MIXED_SENTENCE = 0.5
-MIXED_BALANCE = 1 / 3
-# VADER is quadratic in the words it is given (it re-reads the word list for every
-# word, and each emoji becomes two or three words). So: texts up to WHOLE_TEXT_CHARS
-# (a typical cell) are scored whole, exactly as VADER does; longer ones piece by piece
-# (sentences, cut at CHUNK_CHARS), and the pieces' raw valence sums are added up before
-# VADER's normalisation x / sqrt(x^2 + 15). That is the same total except for VADER's
-# "but" rule across sentences and its global "!" cap. Emoji past the first MAX_EMOJI
-# add nothing VADER would not saturate anyway and are dropped.
-WHOLE_TEXT_CHARS = 2_000
-CHUNK_CHARS = 200
-SENTIMENT_MAX_CHARS = 5_000
-MAX_EMOJI = 50
-VADER_ALPHA = 15
 KEYWORD_NGRAM = 2  # 3-grams tend to glue names onto topics ("John Smith invoice")
 KEYWORD_DEDUP = 0.7
 
-SentimentResult = dict[str, Any]
 _WORD = re.compile(r"\w")
 
 
 def _word_count(text: str) -> int:
     return len(text.split())
-
-
-def _unnormalise(compound: float) -> float:
-    """The raw valence sum VADER normalised into `compound` (clamped: it rounds to 4 places)."""
-    c = max(-0.9999, min(0.9999, compound))
-    return c * math.sqrt(VADER_ALPHA / (1 - c * c))
-
-
-def _drop_extra_emoji(text: str) -> str:
-    """`text` without the symbols (emoji) after the first MAX_EMOJI of them."""
-    seen = 0
-    out: list[str] = []
-    for ch in text:
-        if ch > "\u2000" and unicodedata.category(ch) == "So":
-            seen += 1
-            if seen > MAX_EMOJI:
-                continue
-        out.append(ch)
-    return "".join(out)
 
 
 def _keyword_extractor(top: int) -> Any:
@@ -101,7 +58,7 @@ class LocalProvider(Provider):
 
     def __init__(
         self,
-        max_summary_sentences: int = 3,
+        max_summary_sentences: int = 2,
         keyword_count: int = 8,
         *,
         ner_model: str | None = None,
@@ -115,7 +72,7 @@ class LocalProvider(Provider):
         # YAKE keeps a similarity cache on the instance that it clears as it goes; a lock
         # keeps two threads from clearing it under each other (the work is GIL-bound anyway).
         self._keywords_lock = threading.Lock()
-        self._vader = SentimentIntensityAnalyzer()
+        self._sentiment = BusinessSentiment()
         self._entities = entity_extractor or EntityExtractor(ner_model)
 
     def complete(self, job: Job, timeout: float) -> Completion:
@@ -174,45 +131,8 @@ class LocalProvider(Provider):
         return out
 
     def sentiment(self, text: str) -> SentimentResult:
-        """VADER compound of the cleaned text; "mixed" by the per-sentence rule above.
-
-        Greetings and sign-offs ("Thanks, best regards") are removed first: they are
-        polite in every e-mail and would push angry ones towards positive.
-        """
-        cleaned = clean_email(text).text.strip() or sanitize(text).strip()
-        cleaned = _drop_extra_emoji(cleaned[:SENTIMENT_MAX_CHARS])
-        if not cleaned:
-            return {"label": "neutral", "score": 0.0}
-        pieces = [
-            piece
-            for line in cleaned.split("\n")
-            for sentence in split_sentences(line)
-            for piece in textwrap.wrap(sentence, CHUNK_CHARS)
-        ][:MAX_SENTENCES]
-        compounds = [self._compound(piece) for piece in pieces]
-        if len(cleaned) <= WHOLE_TEXT_CHARS:
-            score = self._compound(cleaned)
-        else:
-            raw = sum(_unnormalise(c) for c in compounds)
-            score = raw / math.sqrt(raw * raw + VADER_ALPHA)
-        positive = sum(c for c in compounds if c > 0)
-        negative = -sum(c for c in compounds if c < 0)
-        if (
-            max(compounds, default=0.0) >= MIXED_SENTENCE
-            and min(compounds, default=0.0) <= -MIXED_SENTENCE
-            and min(positive, negative) >= MIXED_BALANCE * max(positive, negative)
-        ):
-            label = "mixed"
-        elif score >= NEUTRAL_BAND:
-            label = "positive"
-        elif score <= -NEUTRAL_BAND:
-            label = "negative"
-        else:
-            label = "neutral"
-        return {"label": label, "score": round(score, 3) + 0.0}  # + 0.0: no "-0.0"
-
-    def _compound(self, text: str) -> float:
-        return float(self._vader.polarity_scores(text)["compound"])
+        """Business-aware VADER label and score (see `sentiment.BusinessSentiment`)."""
+        return self._sentiment.score(text)
 
     def entities(self, text: str) -> list[Entity]:
         """Entities of `text` (rules, or spaCy merged with rules when installed)."""

@@ -8,14 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from backend.errors import UnsupportedByProvider
 from backend.providers.base import Job
 from backend.providers.emailtext import clean_email, split_sentences
 from backend.providers.entities import EntityExtractor
-from backend.providers.local import WHOLE_TEXT_CHARS, LocalProvider
-from backend.providers.textrank import summarize
+from backend.providers.local import LocalProvider
+from backend.providers.sentiment import WHOLE_TEXT_CHARS, BusinessSentiment
+from backend.providers.textrank import candidate_sentences, summarize
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = (DATA / "sample_email.txt").read_text(encoding="utf-8")
@@ -50,9 +50,11 @@ def test_summary_copies_sentences_and_drops_email_noise(provider: LocalProvider)
     summary = completion.result
     assert completion.text == summary
     parts = split_sentences(summary)
-    assert len(parts) == 3
+    assert 1 <= len(parts) <= 2
     for part in parts:
         assert part in SAMPLE
+    body_words = len(clean_email(SAMPLE).text.split())
+    assert len(summary.split()) <= 0.35 * body_words
     for noise in ("Subject", "From:", "Hi team", "Best regards", "Maria Lopez", "555-0198"):
         assert noise not in summary
     # The renewal is what the mail is about (the subject says so): it must be picked.
@@ -69,7 +71,7 @@ def test_summary_of_meeting_transcript_keeps_speaker_lines(provider: LocalProvid
     summary = run(provider, "summary", TRANSCRIPT)
     lines = TRANSCRIPT.splitlines()
     picked = re.findall(r"(?:Alice|Bob|Carol|Dave): .+?(?= (?:Alice|Bob|Carol|Dave): |$)", summary)
-    assert len(picked) == 3
+    assert len(picked) == 2
     assert all(utterance in lines for utterance in picked)
     assert "15 April" in summary
 
@@ -79,7 +81,12 @@ def test_a_lone_label_line_in_an_email_is_still_split() -> None:
         "Update: We shipped the release on time. The team fixed every open bug before launch. "
         "Support tickets dropped by half. Marketing starts the campaign on Monday."
     )
-    assert len(split_sentences(summarize(text, max_sentences=2))) == 2
+    sentences = [s.text for s in candidate_sentences(clean_email(text))]
+    assert sentences[:2] == [
+        "Update: We shipped the release on time.",
+        "The team fixed every open bug before launch.",
+    ]
+    assert summarize(text) in sentences  # 35 % of 26 words leaves room for one sentence
 
 
 def test_summary_respects_max_sentences() -> None:
@@ -130,9 +137,10 @@ def test_wrapped_lines_become_one_sentence() -> None:
         "The quarterly report shows that revenue from the enterprise segment grew\n"
         "faster than expected. Costs stayed flat. Hiring is paused. Travel is frozen."
     )
-    summary = summarize(text, max_sentences=1)
-    assert summary.startswith("The quarterly report shows that revenue")
-    assert "grew faster than expected." in summary
+    first = candidate_sentences(clean_email(text))[0].text
+    assert first == (
+        "The quarterly report shows that revenue from the enterprise segment grew faster than expected."
+    )
 
 
 # --- keywords ---------------------------------------------------------------------------
@@ -211,8 +219,8 @@ def test_plain_statement_is_neutral(provider: LocalProvider) -> None:
     }
 
 
-def test_long_text_sentiment_matches_whole_text_vader(provider: LocalProvider) -> None:
-    """Over WHOLE_TEXT_CHARS the text is scored in pieces; the total must still be VADER's."""
+def test_long_text_sentiment_matches_whole_text_scoring(provider: LocalProvider) -> None:
+    """Over WHOLE_TEXT_CHARS the text is scored in pieces; the total must match one whole pass."""
     filler = (
         "The report covers the second quarter. The warehouse is in the north district. "
         "Shipments leave on Tuesdays and Thursdays. The new forklift arrived last month. "
@@ -225,10 +233,10 @@ def test_long_text_sentiment_matches_whole_text_vader(provider: LocalProvider) -
     ]
     text = " ".join(filler + mild[i % 4] for i in range(12))
     assert len(text) > WHOLE_TEXT_CHARS
-    expected = SentimentIntensityAnalyzer().polarity_scores(text)["compound"]
+    expected = BusinessSentiment().score(text, whole_text_chars=10 * len(text))
     result = run(provider, "sentiment", text)
-    assert abs(result["score"] - expected) < 0.01
-    assert result["label"] == "negative"
+    assert abs(result["score"] - expected["score"]) < 0.01
+    assert result["score"] < 0 and result["label"] == expected["label"]
 
 
 # --- entities ---------------------------------------------------------------------------
@@ -244,17 +252,29 @@ def test_entities_find_money_dates_email_and_names(provider: LocalProvider) -> N
         ("31 March 2024", "DATE"),
         ("2024-03-07", "DATE"),
         ("next Tuesday", "DATE"),
-        ("2pm", "TIME"),
-        ("12%", "PERCENT"),
-        ("maria.lopez@contoso.com", "EMAIL"),
-        ("https://www.contoso.com", "URL"),
-        ("+1 (425) 555-0198", "PHONE"),
-        ("David Chen", "PERSON_OR_ORG"),
-        ("Northwind Traders", "PERSON_OR_ORG"),
+        ("2pm", "DATE"),
+        ("12%", "OTHER"),
+        ("maria.lopez@contoso.com", "OTHER"),
+        ("https://www.contoso.com", "OTHER"),
+        ("+1 (425) 555-0198", "OTHER"),
+        ("Maria Lopez", "PERSON"),
+        ("David Chen", "PERSON"),
+        ("Northwind Traders", "ORG"),
+        ("Contoso Ltd", "ORG"),
+        ("Berlin", "LOCATION"),
     }
     assert expected <= found
-    assert "Budget Review" not in {e["text"] for e in completion.result}
-    assert "David Chen (PERSON_OR_ORG)" in completion.text.split("; ")
+    texts = {e["text"] for e in completion.result}
+    assert "Budget Review" not in texts and "Finance Manager" not in texts
+    assert "Maria" not in texts  # the first name of Maria Lopez, already listed
+    assert "David Chen (PERSON)" in completion.text.split("; ")
+
+
+def test_entity_labels_are_the_llm_tasks_labels(provider: LocalProvider) -> None:
+    """Every label is one the LLM `entities` template asks for, whatever the input."""
+    allowed = {"PERSON", "ORG", "LOCATION", "DATE", "MONEY", "PRODUCT", "OTHER"}
+    for text in (SAMPLE, ANGRY, TRANSCRIPT, THANK_YOU, *AWKWARD.values()):
+        assert {e["label"] for e in run(provider, "entities", text)} <= allowed
 
 
 @pytest.mark.parametrize(
@@ -267,37 +287,61 @@ def test_entities_find_money_dates_email_and_names(provider: LocalProvider) -> N
         ("Due March 5th.", ("March 5th", "DATE")),
         ("Due 03/05/2024.", ("03/05/2024", "DATE")),
         ("See you Monday.", ("Monday", "DATE")),
-        ("Call at 14:30 today.", ("14:30", "TIME")),
-        ("Growth was 4.5 percent.", ("4.5 percent", "PERCENT")),
-        ("Talk to Dr. Jane Smith soon.", ("Dr. Jane Smith", "PERSON_OR_ORG")),
+        ("Call at 14:30 today.", ("14:30", "DATE")),
+        ("Growth was 4.5 percent.", ("4.5 percent", "OTHER")),
+        ("Talk to Dr. Jane Smith soon.", ("Dr. Jane Smith", "PERSON")),
+        ("We signed with Acme Corp. last week.", ("Acme Corp.", "ORG")),
+        ("Globex GmbH and Initech LLC bid.", ("Globex GmbH", "ORG")),
+        ("Globex GmbH and Initech LLC bid.", ("Initech LLC", "ORG")),
+        ("Our office in New York opens.", ("New York", "LOCATION")),
+        ("Ask Lena about it.", ("Lena", "PERSON")),
     ],
 )
 def test_entity_rules(provider: LocalProvider, text: str, entity: tuple[str, str]) -> None:
     assert entity in {(e["text"], e["label"]) for e in run(provider, "entities", text)}
 
 
-def test_entities_skip_greetings_shouting_and_sentence_starts(provider: LocalProvider) -> None:
+def test_entities_skip_greeting_words_shouting_and_sentence_starts(provider: LocalProvider) -> None:
     text = "Hi Team,\nThe Board met. I AM VERY ANGRY ABOUT THIS.\nBest Regards,\nAnna"
-    assert run(provider, "entities", text) == []
+    assert run(provider, "entities", text) == [{"text": "Anna", "label": "PERSON"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "people"),
+    [
+        ("Hi Sarah,\nThe report is late.\nBest, Tom", ["Sarah", "Tom"]),
+        ("Dear Tom\nPlease call me.\nRegards,\nSarah Lee", ["Tom", "Sarah Lee"]),
+        ("Hi Sarah and Tom, the plan is ready. Cheers, Ravi", ["Sarah", "Tom", "Ravi"]),
+        ("Dear Mr Patel,\nYour order is ready.\nSincerely,\nCustomer Service", ["Mr Patel"]),
+        ("Hello Kwame,\nOlu will bring the slides.\nThanks,\nOlu", ["Kwame", "Olu"]),
+        ("Kind regards,\nProcurement", []),
+    ],
+)
+def test_names_in_greetings_and_sign_offs_are_people(
+    provider: LocalProvider, text: str, people: list[str]
+) -> None:
+    found = run(provider, "entities", text)
+    assert [e["text"] for e in found if e["label"] == "PERSON"] == people
+    assert all(e["label"] != "PERSON" or e["text"] in people for e in found)
 
 
 def test_title_case_subject_is_not_a_name(provider: LocalProvider) -> None:
     text = "Subject: Quarterly Budget Review\n\nPlease read the Budget Review before Friday."
-    names = [e for e in run(provider, "entities", text) if e["label"] == "PERSON_OR_ORG"]
-    assert names == [{"text": "Budget Review", "label": "PERSON_OR_ORG"}]  # body only
+    names = [e for e in run(provider, "entities", text) if e["label"] == "OTHER"]
+    assert names == [{"text": "Budget Review", "label": "OTHER"}]  # body only
 
 
 def test_entities_are_deduplicated_in_order(provider: LocalProvider) -> None:
     text = "Email bob@example.com or BOB@example.com; pay $5 then $5 again."
     assert run(provider, "entities", text) == [
-        {"text": "bob@example.com", "label": "EMAIL"},
+        {"text": "bob@example.com", "label": "OTHER"},
         {"text": "$5", "label": "MONEY"},
     ]
 
 
 def test_spacy_entities_merge_with_money_and_email_rules() -> None:
-    """With a (fake) spaCy pipeline, its labels replace PERSON_OR_ORG; rules keep money."""
-    text = "Ann Lee of Acme paid €300 to ann@acme.com on Friday morning."
+    """With a (fake) spaCy pipeline its labels are used (in the task's set); rules keep money."""
+    text = "Hi Sarah,\nAnn Lee of Acme paid €300 to ann@acme.com on Friday morning in Paris."
 
     def fake_nlp(doc_text: str) -> SimpleNamespace:
         def ent(value: str, label: str) -> SimpleNamespace:
@@ -309,18 +353,22 @@ def test_spacy_entities_merge_with_money_and_email_rules() -> None:
             ents=[
                 ent("Ann Lee", "PERSON"),
                 ent("Acme", "ORG"),
+                ent("Sarah", "ORG"),  # the small model often gets greetings wrong
                 ent("300", "CARDINAL"),
                 ent("Friday morning", "TIME"),  # spaCy, not the DATE rule, decides here
+                ent("Paris", "GPE"),
             ]
         )
 
     found = EntityExtractor(nlp=fake_nlp).extract(text)
     assert found == [
+        {"text": "Sarah", "label": "PERSON"},
         {"text": "Ann Lee", "label": "PERSON"},
         {"text": "Acme", "label": "ORG"},
         {"text": "€300", "label": "MONEY"},
-        {"text": "ann@acme.com", "label": "EMAIL"},
-        {"text": "Friday morning", "label": "TIME"},
+        {"text": "ann@acme.com", "label": "OTHER"},
+        {"text": "Friday morning", "label": "DATE"},
+        {"text": "Paris", "label": "LOCATION"},
     ]
 
 
@@ -408,7 +456,8 @@ def test_awkward_inputs_get_sensible_values(provider: LocalProvider) -> None:
     assert run(provider, "entities", "") == []
     assert "\x00" not in run(provider, "summary", AWKWARD["nul bytes"])
     no_punctuation = run(provider, "summary", AWKWARD["no punctuation"])
-    assert no_punctuation in AWKWARD["no punctuation"]
+    assert no_punctuation.startswith("Budget review")  # capitalised, otherwise copied
+    assert no_punctuation[0].lower() + no_punctuation[1:] in AWKWARD["no punctuation"]
     assert len(no_punctuation.split()) <= 3 * 40  # three windows of at most 40 words
 
 
