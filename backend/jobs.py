@@ -75,6 +75,7 @@ class Chunk:
     start: int
     rows: list[Any]
     defaults: dict[str, Any]
+    created_at: float  # the job's: older jobs' rows get provider slots first
 
 
 class JobStore:
@@ -287,7 +288,9 @@ class JobStore:
 
     def chunk(self, meta: dict[str, Any], number: int) -> Chunk:
         rows = self._get(f"job:{meta['id']}:in:{number}") or []
-        return Chunk(meta["id"], number, number * meta["chunk_size"], rows, meta["defaults"])
+        return Chunk(
+            meta["id"], number, number * meta["chunk_size"], rows, meta["defaults"], float(meta["created_at"])
+        )
 
     def is_finished(self, job_id: str, number: int) -> bool:
         return bool(self.storage.has_data_for_key(f"job:{job_id}:out:{number}"))

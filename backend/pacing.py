@@ -4,7 +4,8 @@ Why: Excel sends work in bursts (a fill-down of 1,000 cells, a sheet as a job). 
 rows because many arrived together is what made a first user see 1,000 "Rate limited"
 cells. Instead every provider call of the process (webhook, batch rows, job rows) takes
 one of PROVIDER_CONCURRENCY slots and gives it back when the call ends; a lone batch may
-use all of them, several callers queue for them first come, first served.
+use all of them, several callers queue for them (interactive requests first, then job rows
+in order).
 
 The window adapts like TCP's congestion window (AIMD): a provider 429 halves it (at most
 once per second, since the concurrent calls of one burst all see the same 429) and holds
@@ -16,6 +17,8 @@ Cached and duplicate rows are answered before a slot is asked for: they never wa
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -27,9 +30,23 @@ log = logging.getLogger("backend.pacing")
 
 CUT_INTERVAL = 1.0  # seconds: one 429 burst halves the window once
 
+Priority = tuple[float, ...]  # lower first
+INTERACTIVE: Priority = (0.0,)  # webhook and batch: a person in Excel is waiting
+
+
+def job_priority(created_at: float, row: int) -> Priority:
+    """Job rows after interactive ones; older jobs first, then row order."""
+    return (1.0, created_at, float(row))
+
 
 class ProviderBudget(Throttle):
-    """A counting semaphore with an adaptive size, and the provider's 'not before' time."""
+    """A counting semaphore with an adaptive size, and the provider's 'not before' time.
+
+    Waiting callers are served by priority, then arrival: interactive requests (priority
+    (0,), the default) before job rows, and a job's rows in row order, so its chunks finish
+    one after another and progress and results arrive steadily instead of all at the end.
+    A freed slot is handed straight to the next waiter, so none can be overtaken.
+    """
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -37,46 +54,51 @@ class ProviderBudget(Throttle):
             raise ValueError("PROVIDER_CONCURRENCY must be at least 1")
         self.limit = limit
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._window = float(limit)
         self._in_flight = 0
-        self._waiting = 0
+        self._queue: list[tuple[Priority, int, threading.Event]] = []  # heap of waiters
+        self._gone: set[int] = set()  # waiters that gave up, still in the heap
+        self._arrivals = itertools.count()
         self._last_cut = -CUT_INTERVAL
 
-    def acquire(self, deadline: float) -> bool:
+    def acquire(self, deadline: float, priority: Priority = INTERACTIVE) -> bool:
         """Take a slot, waiting until `deadline` (monotonic) at most; False if none came."""
-        with self._cond:
-            if self._in_flight < int(self._window):
+        with self._mutex:
+            if self._in_flight < int(self._window) and len(self._queue) == len(self._gone):
                 self._in_flight += 1
                 return True
-            self._waiting += 1
-            try:
-                while self._in_flight >= int(self._window):
-                    left = deadline - self._clock()
-                    if left <= 0:
-                        return False
-                    self._cond.wait(left)
-                self._in_flight += 1
+            ticket = next(self._arrivals)
+            granted = threading.Event()
+            heapq.heappush(self._queue, (priority, ticket, granted))
+        if granted.wait(max(0.0, deadline - self._clock())):
+            return True
+        with self._mutex:
+            if granted.is_set():  # the slot came just as the wait ended
                 return True
-            finally:
-                self._waiting -= 1
+            self._gone.add(ticket)
+            return False
 
     def release(self, succeeded: bool) -> None:
         """Give the slot back; a success grows a shrunken window by 1/window."""
-        with self._cond:
+        with self._mutex:
             self._in_flight -= 1
             if succeeded and self._window < self.limit:
                 self._window = min(float(self.limit), self._window + 1.0 / self._window)
                 if self._window == self.limit:
                     log.info("provider concurrency recovered to %d", self.limit, extra=self._fields())
-            free = int(self._window) - self._in_flight
-            if free > 0:
-                self._cond.notify(free)
+            while self._queue and self._in_flight < int(self._window):
+                _, ticket, granted = heapq.heappop(self._queue)
+                if ticket in self._gone:
+                    self._gone.discard(ticket)
+                    continue
+                self._in_flight += 1
+                granted.set()
 
     def hold(self, seconds: float) -> None:
         """The provider said 429: wait `seconds` before the next attempt and halve the window."""
         super().hold(seconds)
-        with self._cond:
+        with self._mutex:
             now = self._clock()
             if now - self._last_cut < CUT_INTERVAL:
                 return
@@ -91,13 +113,13 @@ class ProviderBudget(Throttle):
 
     def snapshot(self) -> dict[str, int]:
         """Calls in flight, rows waiting for a slot, and the current and configured size."""
-        with self._cond:
+        with self._mutex:
             return self._fields()
 
     def _fields(self) -> dict[str, int]:
         return {
             "provider_in_flight": self._in_flight,
-            "provider_waiting": self._waiting,
+            "provider_waiting": len(self._queue) - len(self._gone),
             "provider_window": int(self._window),
             "provider_limit": self.limit,
         }

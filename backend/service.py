@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -26,16 +27,28 @@ from backend.errors import (
     InvalidInput,
     ProviderBusy,
     ProviderTimeout,
+    RowCancelled,
     UnsupportedByProvider,
     log_crash,
 )
-from backend.pacing import ProviderBudget
+from backend.pacing import INTERACTIVE, Priority, ProviderBudget
 from backend.providers.base import Provider, Usage
 from backend.schemas import BatchItem, WebhookRequest, validate
 from backend.settings import Settings
 from backend.tasks import Template, parse_answer, text_form
 
 log = logging.getLogger("backend.service")
+
+
+@dataclass(frozen=True)
+class RowPace:
+    """How a batch's rows queue for provider slots, and whether they should still run."""
+
+    priority: Priority = INTERACTIVE
+    abort: Callable[[], bool] | None = None
+
+
+DEFAULT_PACE = RowPace()
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,9 @@ class Service:
         hit = self.cached(key)
         return hit if hit is not None else self._compute(item, key, deadline)
 
-    def _compute(self, item: WebhookRequest, key: str, deadline: float | None) -> Outcome:
+    def _compute(
+        self, item: WebhookRequest, key: str, deadline: float | None, pace: RowPace = DEFAULT_PACE
+    ) -> Outcome:
         """Compute `item` once per process however many callers ask for it at the same time.
 
         Identical rows arrive together from different batches of one fill-down, from
@@ -116,11 +131,11 @@ class Service:
             except DeadlineExceeded:  # the first caller's own deadline, not ours: try ourselves
                 if deadline is not None and deadline <= time.monotonic():
                     raise
-                return self._compute(item, key, deadline)
+                return self._compute(item, key, deadline, pace)
             return Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
         try:
             # The answer may have reached the cache since this caller looked.
-            outcome = self.cached(key) or self._call_provider(item, key, deadline)
+            outcome = self.cached(key) or self._call_provider(item, key, deadline, pace)
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -131,7 +146,9 @@ class Service:
             with self._flights_lock:
                 self._flights.pop(key, None)
 
-    def _call_provider(self, item: WebhookRequest, key: str, deadline: float | None) -> Outcome:
+    def _call_provider(
+        self, item: WebhookRequest, key: str, deadline: float | None, pace: RowPace
+    ) -> Outcome:
         task = item.type or "summary"
         supported = self.provider.supported_tasks
         if supported is not None and task not in supported:
@@ -151,10 +168,12 @@ class Service:
         cut_by_deadline = deadline is not None and deadline < ends
         if deadline is not None:
             ends = min(ends, deadline)
-        if not self.budget.acquire(ends):
+        if not self.budget.acquire(ends, pace.priority):
             raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
         succeeded = False
         try:
+            if pace.abort is not None and pace.abort():  # e.g. its job was cancelled while it waited
+                raise RowCancelled()
             left = ends - time.monotonic()
             if left <= 0:
                 raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
@@ -187,11 +206,17 @@ class Service:
     # ------------------------------------------------------------------ batch
 
     def process_batch(
-        self, raw_items: list[Any], defaults: dict[str, Any], timeout: float | None = None
+        self,
+        raw_items: list[Any],
+        defaults: dict[str, Any],
+        timeout: float | None = None,
+        pace: RowPace = DEFAULT_PACE,
     ) -> dict[str, Any]:
         """Every row's result in input order, plus stats. Never raises for a row's failure.
 
         `timeout` bounds the whole batch (default BATCH_TIMEOUT, what Excel can wait for).
+        `pace` says where its rows queue for provider slots, and `pace.abort()` is asked when
+        a row gets its slot: True fails the row as cancelled.
         """
         deadline = time.monotonic() + (timeout or self.settings.batch_timeout)
         results: list[dict[str, Any] | None] = [None] * len(raw_items)
@@ -219,7 +244,7 @@ class Service:
                 pending[key] = [index]
                 items[key] = item
 
-        outcomes = self._run_pool(items, deadline)
+        outcomes = self._run_pool(items, deadline, pace)
         for key, indexes in pending.items():
             outcome = outcomes.get(key) or DeadlineExceeded()
             for n, index in enumerate(indexes):
@@ -241,7 +266,9 @@ class Service:
         except InvalidInput as err:
             return None, err
 
-    def _run_pool(self, items: dict[str, BatchItem], deadline: float) -> dict[str, Outcome | APIError]:
+    def _run_pool(
+        self, items: dict[str, BatchItem], deadline: float, pace: RowPace = DEFAULT_PACE
+    ) -> dict[str, Outcome | APIError]:
         """Compute the distinct misses until the deadline, as many at once as the budget allows.
 
         One thread per row up to PROVIDER_CONCURRENCY: the budget, not the pool, decides
@@ -253,7 +280,9 @@ class Service:
         workers = min(self.settings.provider_concurrency, len(items))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
         try:
-            futures = {pool.submit(self._guarded, item, key, deadline): key for key, item in items.items()}
+            futures = {
+                pool.submit(self._guarded, item, key, deadline, pace): key for key, item in items.items()
+            }
             done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
             for future in done:
                 outcomes[futures[future]] = future.result()
@@ -261,9 +290,11 @@ class Service:
             pool.shutdown(wait=False, cancel_futures=True)
         return outcomes
 
-    def _guarded(self, item: BatchItem, key: str, deadline: float) -> Outcome | APIError:
+    def _guarded(
+        self, item: BatchItem, key: str, deadline: float, pace: RowPace
+    ) -> Outcome | APIError:
         try:
-            return self._compute(item, key, deadline)
+            return self._compute(item, key, deadline, pace)
         except APIError as err:
             return err
         except Exception as exc:  # a bug in one row must not take the batch down

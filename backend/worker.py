@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from huey import Huey, RedisExpireHuey, SqliteHuey
 
 from backend.errors import InternalError, log_crash
 from backend.jobs import Chunk, JobStore
-from backend.service import Service
+from backend.pacing import job_priority
+from backend.service import RowPace, Service
 from backend.settings import Settings
 
 log = logging.getLogger("backend.worker")
@@ -39,6 +41,7 @@ logging.getLogger("huey").setLevel(logging.WARNING)  # one INFO line per task ot
 
 LEASE_SECONDS = 15.0  # a chunk whose worker is silent this long is run again
 WATCH_SECONDS = 10.0  # how often a job's watchdog looks for such chunks
+CANCEL_CHECK_SECONDS = 0.5  # how stale a chunk's view of "cancelled" may be
 CHUNK_TIMEOUT_FACTOR = 4  # a chunk's rows may take this many REQUEST_TIMEOUTs in all
 
 
@@ -103,7 +106,8 @@ class JobQueue:
             return self.store.cancelled_rows(chunk)
         timeout = self.service.settings.request_timeout * CHUNK_TIMEOUT_FACTOR
         try:
-            answer = self.service.process_batch(chunk.rows, chunk.defaults, timeout=timeout)
+            pace = RowPace(job_priority(chunk.created_at, chunk.start), self._cancel_check(chunk.job_id))
+            answer = self.service.process_batch(chunk.rows, chunk.defaults, timeout=timeout, pace=pace)
             rows: list[dict[str, Any]] = answer["results"]
         except Exception as exc:  # a bug must fail the rows, not lose the chunk forever
             log_crash(log, exc, "job chunk crashed")
@@ -112,6 +116,19 @@ class JobQueue:
         for row in rows:
             row["index"] += chunk.start
         return rows
+
+    def _cancel_check(self, job_id: str) -> Callable[[], bool]:
+        """Whether the job was cancelled, asked by each row as it gets a provider slot; the
+        store is read at most twice a second per chunk."""
+        seen = {"at": 0.0, "cancelled": False}
+
+        def cancelled() -> bool:
+            now = time.monotonic()
+            if not seen["cancelled"] and now - seen["at"] >= CANCEL_CHECK_SECONDS:
+                seen["at"], seen["cancelled"] = now, self.store.is_cancelled(job_id)
+            return bool(seen["cancelled"])
+
+        return cancelled
 
     def watch(self, job_id: str) -> None:
         """Re-queue chunks whose worker died; look again in WATCH_SECONDS until the job is over.

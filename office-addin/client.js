@@ -8,6 +8,9 @@
  * - Every request has a deadline (AbortController): a fetch inside Excel dies after about 60 s and a
  *   cell must never wait forever.
  * - Every failure becomes an `ApiError` whose message a spreadsheet user can act on.
+ * - Large runs go through durable jobs (POST/GET/DELETE /api/v1/jobs): `postJob` with an
+ *   Idempotency-Key (see `idempotencyKey`) so a retried or re-run submission attaches to the job
+ *   it already made instead of paying twice.
  *
  * Plain script, no build: in a page it defines `FlaskLLMClient`; in Node it is a CommonJS module.
  */
@@ -105,6 +108,8 @@
         return "Set your API token in the FlaskLLM task pane";
       case 404:
         return "No FlaskLLM API at this address: check the backend URL in the task pane";
+      case 409:
+        return said || "The server already has a different job under this Idempotency-Key";
       case 413:
         return `Too much text in one request: ${said || "the server refused its size"}`;
       case 429:
@@ -121,10 +126,11 @@
   }
 
   /**
-   * One JSON request with a deadline. Resolves with the parsed body of a 2xx answer; rejects with an
-   * ApiError otherwise (never with anything else, and never hangs past `deadlineMs`).
+   * One JSON request with a deadline. Resolves with {status, body} for a 2xx answer whose body is a
+   * JSON object; rejects with an ApiError otherwise (never with anything else, and never hangs past
+   * `deadlineMs`). `headers` adds request headers (e.g. Idempotency-Key).
    */
-  async function requestJson(baseUrl, path, options = {}) {
+  async function request(baseUrl, path, options = {}) {
     const { method = "GET", token, body, signal, deadlineMs = DEADLINE_MS } = options;
     const fetch = options.fetch || ((...args) => root.fetch(...args)); // late-bound: tests may swap it
     const base = normaliseUrl(baseUrl);
@@ -139,7 +145,7 @@
       if (signal.aborted) controller.abort();
       else signal.addEventListener("abort", onCancel, { once: true });
     }
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...(options.headers || {}) };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers["X-API-Token"] = token;
     try {
@@ -185,11 +191,16 @@
           status: response.status,
         });
       }
-      return parsed;
+      return { status: response.status, body: parsed };
     } finally {
       clearTimeout(timer);
       if (signal) signal.removeEventListener("abort", onCancel);
     }
+  }
+
+  /** `request` for callers that only need the parsed body. */
+  async function requestJson(baseUrl, path, options = {}) {
+    return (await request(baseUrl, path, options)).body;
   }
 
   /** POST /api/v1/batch; resolves with the body once it has a `results` array of the right length. */
@@ -208,6 +219,137 @@
 
   function health(settings, options = {}) {
     return requestJson(settings.backendUrl, "/api/v1/health", options);
+  }
+
+  /** A job answer must carry a job with an id; anything else is a server we do not understand. */
+  function jobOf(answer) {
+    const job = answer && answer.job;
+    if (!job || typeof job !== "object" || (typeof job.id !== "string" && typeof job.id !== "number")) {
+      throw new ApiError("The server's job answer has no job in it", { kind: "format" });
+    }
+    return job;
+  }
+
+  /**
+   * A 404 on a job URL means "no such job for this token" (expired, another token's, or a server
+   * that lost it), not "wrong backend URL": say so, keeping the status for callers that branch on it.
+   */
+  async function jobRequest(settings, path, options) {
+    try {
+      return await request(settings.backendUrl, path, { ...options, token: settings.token });
+    } catch (err) {
+      if (err instanceof ApiError && err.kind === "http" && err.status === 404) {
+        throw new ApiError("This job is not on the server any more (or was started with another API token)", {
+          kind: "http",
+          status: 404,
+          code: err.code || "not_found",
+        });
+      }
+      throw err;
+    }
+  }
+
+  function jobPath(id) {
+    return `/api/v1/jobs/${encodeURIComponent(String(id))}`;
+  }
+
+  /**
+   * POST /api/v1/jobs. Resolves with {job, attached}: `attached` is true when the server answered 200,
+   * i.e. this token already made a job with this Idempotency-Key and these rows (a re-run attaching
+   * to it) rather than 202 for a new job. 409 (same key, other rows) and 413 reject as ApiErrors.
+   * @param {object[]} items rows as for /batch
+   * @param {{idempotencyKey?: string, defaults?: object}} [options] plus request options
+   */
+  async function postJob(settings, items, options = {}) {
+    const { idempotencyKey, defaults, ...rest } = options;
+    const body = { items };
+    if (defaults) body.defaults = defaults;
+    const headers = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
+    const answer = await request(settings.backendUrl, "/api/v1/jobs", {
+      ...rest,
+      method: "POST",
+      token: settings.token,
+      headers,
+      body,
+    });
+    return { job: jobOf(answer.body), attached: answer.status === 200 };
+  }
+
+  /** GET /api/v1/jobs/<id>: the job's counts, status and eta_seconds. */
+  async function getJob(settings, id, options = {}) {
+    return jobOf((await jobRequest(settings, jobPath(id), options)).body);
+  }
+
+  /**
+   * GET /api/v1/jobs/<id>/results: finished rows with index > `after` (from the start when `after`
+   * is null or negative), at most `limit`. Resolves with {results, next}; next is null once every
+   * row has finished and been returned.
+   */
+  async function getJobResults(settings, id, after, limit, options = {}) {
+    const query = [];
+    if (typeof after === "number" && after >= 0) query.push(`after=${after}`);
+    if (limit) query.push(`limit=${limit}`);
+    const path = `${jobPath(id)}/results${query.length ? "?" + query.join("&") : ""}`;
+    const answer = (await jobRequest(settings, path, options)).body;
+    if (!Array.isArray(answer.results) || !("next" in answer)) {
+      throw new ApiError("The server's results answer does not have results and next", { kind: "format" });
+    }
+    return { results: answer.results, next: answer.next === undefined ? null : answer.next };
+  }
+
+  /** DELETE /api/v1/jobs/<id>: rows not started are cancelled, finished rows stay. */
+  async function cancelJob(settings, id, options = {}) {
+    return jobOf((await jobRequest(settings, jobPath(id), { ...options, method: "DELETE" })).body);
+  }
+
+  // cyrb53: a fast, well-mixed 53-bit string hash, fed incrementally (a job's rows can be 15 MB of
+  // text) and read out as 14 hex digits. Not cryptographic: it only has to make equal inputs give
+  // equal Idempotency-Keys and different inputs (almost always) different ones; the server's 409
+  // catches the rare collision. The Office Scripts repeat it (they cannot import) with the same
+  // seeds and length prefixes, so their keys equal `idempotencyKey("xl", parts)`.
+  function hashState(seed) {
+    return { h1: 0xdeadbeef ^ seed, h2: 0x41c6ce57 ^ seed };
+  }
+
+  function hashUpdate(state, text) {
+    let { h1, h2 } = state;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 2654435761);
+      h2 = Math.imul(h2 ^ ch, 1597334677);
+    }
+    state.h1 = h1;
+    state.h2 = h2;
+  }
+
+  function hashDigest(state) {
+    let { h1, h2 } = state;
+    h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+    h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+    h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+    h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+    return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0");
+  }
+
+  /** cyrb53 of one string, 14 hex digits. */
+  function hashString(text, seed = 0) {
+    const state = hashState(seed);
+    hashUpdate(state, String(text));
+    return hashDigest(state);
+  }
+
+  /**
+   * An Idempotency-Key for a list of parts: `<prefix>-` and two cyrb53 hashes (106 bits) of the parts,
+   * each length-prefixed so ["ab", "c"] and ["a", "bc"] differ. At most 128 characters of
+   * [A-Za-z0-9._:-] as the server requires, as long as `prefix` is short and made of those.
+   */
+  function idempotencyKey(prefix, parts) {
+    const states = [hashState(1), hashState(2)];
+    for (const part of parts) {
+      const text = String(part);
+      for (const state of states) hashUpdate(state, `${text.length}:${text}`);
+    }
+    return `${prefix}-${states.map(hashDigest).join("")}`;
   }
 
   /**
@@ -246,8 +388,15 @@
     saveSettings,
     parseRetryAfter,
     describeHttpError,
+    request,
     requestJson,
     postBatch,
+    postJob,
+    getJob,
+    getJobResults,
+    cancelJob,
+    hashString,
+    idempotencyKey,
     health,
     checkToken,
     rowText,

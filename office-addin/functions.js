@@ -3,8 +3,15 @@
  *
  * Why a batcher: filling a formula down 5,000 rows makes Excel call the function 5,000 times at
  * once. Calls arriving within WINDOW_MS are merged into /api/v1/batch requests of at most the
- * server's batch_max_items rows, identical cells (same text, type and language) share one row, and
- * at most MAX_CONCURRENT requests run together so the server's rate limit is not burnt in a second.
+ * server's batch_max_items rows, and identical cells (same text, type and language) share one row.
+ * Up to MAX_CONCURRENT requests run together: the server runs many provider calls at once
+ * (provider_concurrency in /health), so a 1,000-cell fill-down (10 batches) goes out in one wave
+ * instead of queueing behind a handful of slots.
+ *
+ * Why 429 is waited out: the server's rate limit is per token and a wave of batches can hit it. A
+ * rate-limited chunk waits the server's Retry-After and is sent again, as long as that still fits in
+ * its cells' deadline (CELL_DEADLINE_MS from the first call); only then do its cells show the
+ * rate-limit message. A recalculation is a fresh start.
  *
  * Why every path ends in resolve or reject: a promise that never settles leaves its cell on #BUSY!
  * for good. Network failures, non-JSON answers and the request deadline reject every waiting cell
@@ -26,7 +33,10 @@
   "use strict";
 
   const WINDOW_MS = 75;
-  const MAX_CONCURRENT = 3;
+  const MAX_CONCURRENT = 16;
+  const CELL_DEADLINE_MS = 120000; // a cell stops waiting out rate limits after two minutes
+  const DEFAULT_RETRY_AFTER_S = 5; // a 429 without Retry-After
+  const RETRY_JITTER_MS = 250; // rate-limited chunks that waited together do not return together
   const DEFAULT_MAX_ITEMS = 100;
   const HEALTH_DEADLINE_MS = 5000;
   const MAX_MESSAGE = 250; // Excel shows error messages in a small tooltip
@@ -45,6 +55,7 @@
    * @param {object} [options]
    * @param {number} [options.windowMs]   how long to collect calls before sending
    * @param {number} [options.deadlineMs] per-request deadline
+   * @param {number} [options.cellDeadlineMs] how long a cell may wait in all, rate-limit waits included
    * @param {number} [options.maxConcurrent] requests in flight at once
    * @param {Function} [options.fetch]    fetch implementation (tests inject a fake)
    * @param {Function} [options.getSettings] -> {backendUrl, token}; read at send time, so a token
@@ -54,6 +65,7 @@
   function createBatcher(options = {}) {
     const windowMs = options.windowMs ?? WINDOW_MS;
     const deadlineMs = options.deadlineMs ?? client.DEADLINE_MS;
+    const cellDeadlineMs = options.cellDeadlineMs ?? CELL_DEADLINE_MS;
     const maxConcurrent = options.maxConcurrent ?? MAX_CONCURRENT;
     const getSettings = options.getSettings || (() => client.loadSettings());
     const makeError = options.makeError || cellError;
@@ -78,7 +90,7 @@
       const entry = pending.get(key) || inFlight.get(key);
       return new Promise((resolve, reject) => {
         if (entry) return entry.waiters.push({ resolve, reject });
-        pending.set(key, { key, item, waiters: [{ resolve, reject }] });
+        pending.set(key, { key, item, deadline: Date.now() + cellDeadlineMs, waiters: [{ resolve, reject }] });
         if (!timer) timer = setTimeout(flush, windowMs);
       });
     }
@@ -125,22 +137,40 @@
       }
     }
 
+    /** One chunk's request; a 429 is waited out and the chunk resent while its deadline allows. */
     async function send({ settings, chunk }) {
-      try {
-        const answer = await client.postBatch(
-          settings,
-          chunk.map((e) => e.item),
-          { ...net, deadlineMs },
-        );
-        chunk.forEach((entry, i) => {
-          const row = answer.results[i];
-          if (row && row.ok) settle(entry, null, client.rowText(row));
-          else settle(entry, rowError(row));
-        });
-      } catch (err) {
-        const code = err instanceof client.ApiError ? err.cellErrorCode : "notAvailable";
-        chunk.forEach((entry) => settle(entry, makeError(code, err.message || String(err))));
+      const deadline = Math.min(...chunk.map((e) => e.deadline));
+      for (;;) {
+        try {
+          const answer = await client.postBatch(
+            settings,
+            chunk.map((e) => e.item),
+            { ...net, deadlineMs },
+          );
+          chunk.forEach((entry, i) => {
+            const row = answer.results[i];
+            if (row && row.ok) settle(entry, null, client.rowText(row));
+            else settle(entry, rowError(row));
+          });
+          return;
+        } catch (err) {
+          const wait = rateLimitWait(err, deadline);
+          if (wait !== null) {
+            await new Promise((resolve) => setTimeout(resolve, wait));
+            continue;
+          }
+          const code = err instanceof client.ApiError ? err.cellErrorCode : "notAvailable";
+          chunk.forEach((entry) => settle(entry, makeError(code, err.message || String(err))));
+          return;
+        }
       }
+    }
+
+    /** Milliseconds to wait before resending after `err`, or null: not a 429, or no time left for it. */
+    function rateLimitWait(err, deadline) {
+      if (!(err instanceof client.ApiError) || err.kind !== "http" || err.status !== 429) return null;
+      const wait = (err.retryAfter ?? DEFAULT_RETRY_AFTER_S) * 1000 + Math.random() * RETRY_JITTER_MS;
+      return Date.now() + wait < deadline ? wait : null;
     }
 
     function rowError(row) {
@@ -172,5 +202,5 @@
     return shared.call(text, type, language);
   }
 
-  return { createBatcher, processEmail, cellError, WINDOW_MS, DEFAULT_MAX_ITEMS };
+  return { createBatcher, processEmail, cellError, WINDOW_MS, DEFAULT_MAX_ITEMS, MAX_CONCURRENT };
 });

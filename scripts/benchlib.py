@@ -74,6 +74,26 @@ def configure_mock(url: str, **config: Any) -> None:
     conn.getresponse().read()
 
 
+def mock_stats(url: str) -> dict[str, Any]:
+    """The mock's counters: {"calls", "by_path", "by_prompt", "config"}."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", "/_mock/stats")
+    stats: dict[str, Any] = json.loads(conn.getresponse().read())
+    return stats
+
+
+def node_driver(*args: str, timeout: float = 900) -> dict[str, Any]:
+    """Run scripts/excel_driver.js (the Excel surfaces in Node) and return its JSON line."""
+    out = subprocess.run(["node", str(ROOT / "scripts" / "excel_driver.js"), *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"excel_driver.js {args[0]} printed no figures: {out.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
+
+
 @dataclass
 class Server:
     port: int

@@ -2,12 +2,25 @@
  * FlaskLLM: process every row of one column of a named table (Excel > Automate).
  *
  * Results go to OUTPUT_COLUMN and errors to STATUS_COLUMN, both created at the table's end when
- * missing. The table body is read with one getValues(); each chunk's results are written with
- * setValues() as it arrives. Resumable like ProcessEmails.ts: rows with an output and an empty
- * status are skipped, rows with an error in their status are retried.
+ * missing. Rows are sent as durable server jobs (POST /api/v1/jobs, up to the server's
+ * job_max_items rows each) and results are written as the server finishes them.
+ *
+ * Bounded workbook calls: Excel on the web refuses any single getValues()/setValues() over 5 MB.
+ * The three columns are read in blocks sized by the measured JSON size of the last block (at most
+ * MAX_CALL_BYTES per call), never the whole table body at once, and results are written in runs of
+ * consecutive rows each under MAX_CALL_BYTES.
+ *
+ * Resuming and retrying work exactly as in ProcessEmails.ts (see its header): the status column
+ * tags rows "pending <key>" / "done <key>" / "ERROR: … [<key>]" with their job's Idempotency-Key, a
+ * re-run rebuilds an unfinished job from every row tagged with its key and posts it again with
+ * that key, so the server answers 200 with the same job and only rows still pending are written;
+ * rows a finished job failed carry its key in their ERROR status, so retrying them makes a new key
+ * and a new job. Keys hash the table name, the three column names, task, language and each row's
+ * table row number, text and status before the run.
  *
  * Runs from Excel (on the web or desktop); not under Power Automate, where scripts cannot fetch.
- * Self-contained on purpose: an Office Script cannot import, so it repeats ProcessEmails.ts's helpers.
+ * Self-contained on purpose: an Office Script cannot import, so the shared section below repeats
+ * ProcessEmails.ts word for word (a test checks they match).
  */
 
 // ----- Settings: edit these ------------------------------------------------------------------
@@ -19,45 +32,8 @@ const OUTPUT_COLUMN = "Summary"; // header of the results column (created if mis
 const STATUS_COLUMN = "FlaskLLM status"; // header of the error column (created if missing)
 const TASK_TYPE = "summary"; // summary, keywords, sentiment, entities, translation or custom
 const LANGUAGE = ""; // ISO 639-1 target language, e.g. "de" (needed for translation)
-const CHUNK_SIZE = 20; // rows per request: small enough to finish well inside a minute
+const POLL_SECONDS = 1; // how often to ask the server for progress while a job runs
 // ------------------------------------------------------------------------------------------------
-
-interface BatchItem {
-  id: string;
-  prompt: string;
-  type: string;
-  language?: string;
-}
-
-interface ApiError {
-  code: string;
-  message: string;
-}
-
-interface BatchRow {
-  index: number;
-  ok: boolean;
-  summary?: string;
-  error?: ApiError;
-}
-
-interface BatchResponse {
-  results: BatchRow[];
-}
-
-interface ErrorResponse {
-  error?: ApiError;
-}
-
-interface RowOutcome {
-  output: string;
-  status: string;
-}
-
-interface ChunkOutcome {
-  rows: RowOutcome[];
-  fatal: string;
-}
 
 async function main(workbook: ExcelScript.Workbook): Promise<void> {
   const table = workbook.getTable(TABLE_NAME);
@@ -72,53 +48,548 @@ async function main(workbook: ExcelScript.Workbook): Promise<void> {
   }
   const output = table.getColumnByName(OUTPUT_COLUMN) || table.addColumn(-1, undefined, OUTPUT_COLUMN);
   const status = table.getColumnByName(STATUS_COLUMN) || table.addColumn(-1, undefined, STATUS_COLUMN);
-  const [inIdx, outIdx, statusIdx] = [input.getIndex(), output.getIndex(), status.getIndex()];
-
-  const values = table.getRangeBetweenHeaderAndTotal().getValues(); // the only read
-  const todo: number[] = [];
-  values.forEach((row, i) => {
-    const done = String(row[outIdx]) !== "" && String(row[statusIdx]) === "";
-    if (String(row[inIdx]).trim() !== "" && !done) todo.push(i);
+  await run({
+    rows: table.getRangeBetweenHeaderAndTotal().getRowCount(),
+    scope: ["table", TABLE_NAME, INPUT_COLUMN, OUTPUT_COLUMN, STATUS_COLUMN, TASK_TYPE, LANGUAGE],
+    rowId: (offset) => String(offset + 1),
+    read: (top, count) => {
+      const [texts, outputs, statuses] = [input, output, status].map((c) => rows(c, top, count).getValues());
+      return texts.map((row, i) => [row[0], outputs[i][0], statuses[i][0]]);
+    },
+    write: (top, cells) => {
+      rows(output, top, cells.length).setValues(cells.map((row) => [row[0]]));
+      rows(status, top, cells.length).setValues(cells.map((row) => [row[1]]));
+    },
+    writeStatus: (top, cells) => rows(status, top, cells.length).setValues(cells),
   });
-  console.log(`${todo.length} rows to process, ${values.length - todo.length} empty or already done.`);
+}
 
+/** Rows top..top+count-1 of a table column's body. */
+function rows(column: ExcelScript.TableColumn, top: number, count: number): ExcelScript.Range {
+  return column.getRangeBetweenHeaderAndTotal().getCell(top, 0).getResizedRange(count - 1, 0);
+}
+
+// ===== Shared with ProcessEmails.ts from here to the end of the file: keep both identical =====
+
+const MAX_CALL_BYTES = 4000000; // per getValues/setValues: Excel on the web refuses any over 5 MB
+const FIRST_BLOCK_ROWS = 200; // rows in the first read; later reads are sized by measured bytes
+const MAX_BLOCK_ROWS = 5000; // rows per workbook call, however small they are
+const PAGE_ROWS = 1000; // results per GET (the server's maximum)
+const DEFAULT_JOB_MAX_ITEMS = 5000; // rows per job when /health does not say
+const MAX_RATE_LIMIT_WAITS = 10; // 429s in a row on one request before the run stops
+const MAX_RETRY_AFTER_SECONDS = 120;
+const LOG_EVERY_MS = 10000; // progress lines while a job runs
+const KEY_PATTERN = /^xl-[0-9a-f]{28}$/;
+const TAG_PATTERN = /^(pending|done) (xl-[0-9a-f]{28})$/;
+const ERROR_TAG_PATTERN = /^ERROR: [\s\S]*\[(xl-[0-9a-f]{28})\]$/;
+
+type Cell = string | number | boolean;
+
+/** How the shared code reaches the rows: the one part ProcessEmails.ts and ProcessTableColumn.ts do differently. */
+interface ColumnAccess {
+  rows: number; // data rows
+  scope: string[]; // what names this column and task in Idempotency-Keys
+  rowId(offset: number): string; // the row's id in a job: its Excel row or table row number
+  read(top: number, count: number): Cell[][]; // [input, output, status] per row
+  write(top: number, cells: Cell[][]): void; // [output, status] per row
+  writeStatus(top: number, cells: Cell[][]): void; // [status] per row
+}
+
+/** A row in a job: its offset among the data rows, its text and its current status cell. */
+interface WorkRow {
+  offset: number;
+  text: string;
+  status: string;
+}
+
+interface Job {
+  key: string;
+  rows: WorkRow[]; // in sheet order: rows[i] is the job's row index i
+  resumed: boolean; // an earlier run submitted it and marked its rows
+  id: string;
+  pending: number; // rows whose result is not written yet
+  written: number; // rows this run wrote
+  failed: number; // of which failed
+}
+
+interface Plan {
+  open: Map<string, WorkRow[]>; // key -> every row tagged with it, for jobs with pending rows
+  todo: WorkRow[];
+  cleanup: number[]; // offsets still saying "done <key>" of a job that is fully written
+}
+
+/** A cell write: `cells` is [output, status] or [status]. */
+interface Entry {
+  offset: number;
+  cells: Cell[];
+}
+
+interface BatchItem {
+  id: string;
+  prompt: string;
+  type: string;
+  language?: string;
+}
+
+interface ApiError {
+  code: string;
+  message: string;
+}
+
+interface JobInfo {
+  id: string;
+  status: string;
+  total: number;
+  done: number;
+  failed: number;
+  cached: number;
+  eta_seconds: number | null;
+}
+
+interface ResultRow {
+  index: number;
+  ok: boolean;
+  summary?: string;
+  result?: unknown;
+  error?: ApiError;
+}
+
+interface ApiBody {
+  job?: JobInfo;
+  results?: ResultRow[];
+  next?: number | null;
+  error?: ApiError;
+  job_max_items?: number;
+}
+
+/** A server answer; status 0 = unreachable, -1 = not JSON. `message` says what went wrong. */
+interface Reply {
+  status: number;
+  body: ApiBody;
+  message: string;
+  retryAfter: number;
+}
+
+interface HashState {
+  h1: number;
+  h2: number;
+}
+
+async function run(io: ColumnAccess): Promise<void> {
+  const plan = scan(io);
+  writeEntries(io, plan.cleanup.map((offset) => ({ offset: offset, cells: [""] })), true);
+  let resumable = 0;
+  plan.open.forEach((rows) => (resumable += rows.length));
+  const unfinished = plan.open.size ? `, ${plan.open.size} unfinished job(s) of ${resumable} rows to pick up` : "";
+  console.log(`${plan.todo.length} rows to process${unfinished}, ${io.rows - plan.todo.length - resumable} rows empty or already done.`);
+  if (plan.todo.length === 0 && plan.open.size === 0) {
+    console.log("Nothing to do.");
+    return;
+  }
+  const jobMax = await jobMaxItems();
+  const jobs: Job[] = [];
+  plan.open.forEach((rows, key) => jobs.push(makeJob(key, rows, true)));
+  for (let start = 0; start < plan.todo.length; start += jobMax) {
+    const rows = plan.todo.slice(start, start + jobMax);
+    jobs.push(makeJob(jobKey(io, rows), rows, false));
+  }
+  const started: Job[] = [];
+  for (let i = 0; i < jobs.length; i++) {
+    const outcome = await submit(io, jobs[i]);
+    if (outcome === "stop") return;
+    if (outcome === "split") jobs.splice(i + 1, 0, ...halves(io, jobs[i]));
+    if (outcome === "ok") started.push(jobs[i]);
+  }
+  let written = 0;
   let failed = 0;
-  for (let start = 0; start < todo.length; start += CHUNK_SIZE) {
-    const rows = todo.slice(start, start + CHUNK_SIZE);
-    const outcome = await processChunk(rows.map((i) => makeItem(i + 1, String(values[i][inIdx]))));
-    rows.forEach((i, k) => {
-      values[i][outIdx] = cellText(outcome.rows[k].output);
-      values[i][statusIdx] = outcome.rows[k].status;
-      if (outcome.rows[k].status !== "") failed += 1;
-    });
-    const top = rows[0];
-    const count = rows[rows.length - 1] - top + 1;
-    writeColumn(output, values, outIdx, top, count);
-    writeColumn(status, values, statusIdx, top, count);
-    if (outcome.fatal !== "") {
-      console.log(`Stopped after ${start + rows.length} of ${todo.length} rows: ${outcome.fatal}. Run again to resume.`);
+  for (const job of started) {
+    const finished = await follow(io, job);
+    written += job.written;
+    failed += job.failed;
+    if (!finished) return;
+    finish(io, job);
+  }
+  console.log(`Done: ${written} rows, ${failed} failed (see the status column; run again to retry them).`);
+}
+
+/** Read every row once, in bounded blocks, and sort rows into jobs to resume, rows to do and tags to clear. */
+function scan(io: ColumnAccess): Plan {
+  const tagged = new Map<string, WorkRow[]>();
+  const pendingKeys: string[] = [];
+  const needWork: WorkRow[] = [];
+  const doneTags: { offset: number; key: string }[] = [];
+  readBlocks(io, (offset, values) => {
+    const row: WorkRow = { offset: offset, text: String(values[0]), status: String(values[2]) };
+    if (row.text.trim() === "") return;
+    const output = String(values[1]);
+    const tag = tagOf(row.status);
+    if (tag.key !== "") {
+      if (!tagged.has(tag.key)) tagged.set(tag.key, []);
+      (tagged.get(tag.key) as WorkRow[]).push(row);
+    }
+    if (tag.kind === "pending") {
+      if (pendingKeys.indexOf(tag.key) < 0) pendingKeys.push(tag.key);
       return;
     }
+    if (tag.kind === "done") doneTags.push({ offset: offset, key: tag.key });
+    if (output === "" || row.status.startsWith("ERROR")) needWork.push(row);
+  });
+  const open = new Map<string, WorkRow[]>();
+  for (const key of pendingKeys) open.set(key, tagged.get(key) as WorkRow[]);
+  const todo = needWork.filter((row) => !open.has(tagOf(row.status).key));
+  for (const row of todo) if (tagOf(row.status).kind === "done") row.status = ""; // what the cleanup writes
+  return {
+    open: open,
+    todo: todo,
+    cleanup: doneTags.filter((tag) => !open.has(tag.key)).map((tag) => tag.offset),
+  };
+}
+
+/** Rows [0, io.rows) in blocks of bounded bytes: the block size follows the measured size of the last one. */
+function readBlocks(io: ColumnAccess, visit: (offset: number, values: Cell[]) => void): void {
+  let size = FIRST_BLOCK_ROWS;
+  for (let top = 0; top < io.rows; ) {
+    const count = Math.min(size, io.rows - top);
+    let values: Cell[][] = [];
+    if (count === 1) {
+      values = io.read(top, 1);
+    } else {
+      try {
+        values = io.read(top, count);
+      } catch {
+        size = Math.ceil(count / 2); // Excel refused the payload after all: try half as many rows
+        continue;
+      }
+    }
+    for (let i = 0; i < values.length; i++) visit(top + i, values[i]);
+    top += count;
+    size = nextBlockRows(count, jsonBytes(values));
   }
-  console.log(`Done: ${todo.length} rows, ${failed} failed (see "${STATUS_COLUMN}"; run again to retry them).`);
 }
 
-/** One setValues() for rows top..top+count-1 of a column, from the in-memory table body. */
-function writeColumn(
-  column: ExcelScript.TableColumn,
-  values: ExcelScript.CellValue[][],
-  index: number,
-  top: number,
-  count: number,
-): void {
-  const cells = values.slice(top, top + count).map((row) => [row[index]]);
-  column.getRangeBetweenHeaderAndTotal().getCell(top, 0).getResizedRange(count - 1, 0).setValues(cells);
+/** Rows for the next block: as many as fit MAX_CALL_BYTES at the last block's bytes per row, at most double. */
+function nextBlockRows(count: number, bytes: number): number {
+  const perRow = Math.max(1, bytes / count);
+  return Math.max(1, Math.min(Math.floor(MAX_CALL_BYTES / perRow), count * 2, MAX_BLOCK_ROWS));
 }
 
-function makeItem(tableRow: number, prompt: string): BatchItem {
-  const item: BatchItem = { id: String(tableRow), prompt: prompt, type: TASK_TYPE };
+function makeJob(key: string, rows: WorkRow[], resumed: boolean): Job {
+  const pending = resumed ? rows.filter((row) => row.status === "pending " + key).length : rows.length;
+  return { key: key, rows: rows, resumed: resumed, id: "", pending: pending, written: 0, failed: 0 };
+}
+
+/** A job the server found too big (413) as two new jobs of half the rows, each with its own key. */
+function halves(io: ColumnAccess, job: Job): Job[] {
+  const middle = Math.ceil(job.rows.length / 2);
+  return [job.rows.slice(0, middle), job.rows.slice(middle)].map((rows) => makeJob(jobKey(io, rows), rows, false));
+}
+
+/**
+ * POST the job with its Idempotency-Key. "ok": the server has it (202 new, 200 attached); "split":
+ * too big, submit it as two halves; "skip": a resumed job the server will not take back, its
+ * pending rows were cleared for the next run; "stop": the run cannot go on.
+ */
+async function submit(io: ColumnAccess, job: Job): Promise<string> {
+  const items = job.rows.map((row) => makeItem(io, row));
+  const reply = await api("POST", "/api/v1/jobs", JSON.stringify({ items: items }), job.key);
+  if ((reply.status === 200 || reply.status === 202) && reply.body.job && reply.body.job.id !== undefined) {
+    job.id = String(reply.body.job.id);
+    const how = reply.status === 200 ? "Attached to job" : "Submitted job";
+    console.log(`${how} ${job.id}: ${items.length} rows (key ${job.key}).`);
+    if (!job.resumed) mark(io, job);
+    return "ok";
+  }
+  if (reply.status === 200 || reply.status === 202) {
+    console.log("Stopped: the server's answer has no job in it; check API_URL.");
+    return "stop";
+  }
+  if (job.resumed && [400, 409, 413].indexOf(reply.status) >= 0) {
+    release(io, job);
+    console.log(`The server would not resume the job with key ${job.key} (${reply.message}); its unwritten rows will be sent again by the next run.`);
+    return "skip";
+  }
+  if (reply.status === 413 && job.rows.length > 1) {
+    console.log(`The server refused ${job.rows.length} rows in one job (${reply.message}); sending them as two jobs.`);
+    return "split";
+  }
+  console.log(`Stopped: ${reply.message}. Run the script again to resume.`);
+  return "stop";
+}
+
+function makeItem(io: ColumnAccess, row: WorkRow): BatchItem {
+  const item: BatchItem = { id: io.rowId(row.offset), prompt: row.text, type: TASK_TYPE };
   if (LANGUAGE !== "") item.language = LANGUAGE;
   return item;
+}
+
+/** Mark a new job's rows "pending <key>": from now on a re-run can rebuild the job from the sheet. */
+function mark(io: ColumnAccess, job: Job): void {
+  for (const row of job.rows) row.status = "pending " + job.key;
+  writeEntries(io, job.rows.map((row) => ({ offset: row.offset, cells: [row.status] })), true);
+}
+
+/** Clear the pending rows of a job that cannot be resumed, so the next run plans them afresh. */
+function release(io: ColumnAccess, job: Job): void {
+  const pending = job.rows.filter((row) => row.status === "pending " + job.key);
+  for (const row of pending) row.status = "";
+  writeEntries(io, pending.map((row) => ({ offset: row.offset, cells: [""] })), true);
+}
+
+/**
+ * Page the job's results from the start and write the rows still pending, polling while the server
+ * works. true when every row came back; false when the run had to stop (the log says why).
+ */
+async function follow(io: ColumnAccess, job: Job): Promise<boolean> {
+  const base = `/api/v1/jobs/${encodeURIComponent(job.id)}`;
+  let after = -1; // the highest row index received
+  let lastLog = 0;
+  let idle = 0;
+  let rereads = 0;
+  for (;;) {
+    const query = (after >= 0 ? `after=${after}&` : "") + `limit=${PAGE_ROWS}`;
+    const page = await api("GET", `${base}/results?${query}`);
+    const results = page.body.results;
+    if (page.status !== 200 || !Array.isArray(results)) return stopped(page, job);
+    writeResults(io, job, results);
+    for (const row of results) after = Math.max(after, row.index);
+    if (typeof page.body.next !== "number") {
+      if (job.pending === 0 || rereads++ > 0) break;
+      after = -1; // the server says all rows came back, yet some did not: read the pages once more
+      continue;
+    }
+    if (results.length === PAGE_ROWS) continue;
+    const info = await api("GET", base);
+    if (info.status !== 200 || !info.body.job) return stopped(info, job);
+    if (Date.now() - lastLog >= LOG_EVERY_MS) {
+      console.log(progressLine(info.body.job));
+      lastLog = Date.now();
+    }
+    if (info.body.job.status === "done" || info.body.job.status === "cancelled") {
+      if (results.length === 0 && ++idle > 3) {
+        console.log(`Stopped: job ${job.id} is ${info.body.job.status} but its last rows do not come back. Run the script again.`);
+        return false;
+      }
+      continue; // finished: fetch the rest without waiting
+    }
+    idle = 0;
+    await sleep(POLL_SECONDS * 1000);
+  }
+  if (job.pending > 0) console.log(`Job ${job.id}: ${job.pending} rows did not come back; run the script again to pick them up.`);
+  return true;
+}
+
+function stopped(reply: Reply, job: Job): boolean {
+  console.log(`Stopped while following job ${job.id}: ${reply.message}. Run the script again to resume: rows marked "pending" are picked up.`);
+  return false;
+}
+
+/** Write a page of results into the rows of this job that are still pending. */
+function writeResults(io: ColumnAccess, job: Job, results: ResultRow[]): void {
+  const entries: Entry[] = [];
+  for (const result of results) {
+    const row = job.rows[result.index];
+    if (!row || row.status !== "pending " + job.key) continue; // unknown, or written by an earlier run
+    let output = "";
+    if (result.ok) {
+      output = cellText(rowText(result));
+      row.status = "done " + job.key;
+    } else {
+      const message = result.error && result.error.message ? result.error.message : "failed";
+      row.status = `ERROR: ${message} [${job.key}]`;
+      job.failed += 1;
+    }
+    job.pending -= 1;
+    job.written += 1;
+    entries.push({ offset: row.offset, cells: [output, row.status] });
+  }
+  writeEntries(io, entries, false);
+}
+
+/** Every row of the job is written: clear its "done <key>" tags (errors keep theirs, see the header). */
+function finish(io: ColumnAccess, job: Job): void {
+  const done = job.rows.filter((row) => row.status === "done " + job.key);
+  for (const row of done) row.status = "";
+  writeEntries(io, done.map((row) => ({ offset: row.offset, cells: [""] })), true);
+  console.log(`Job ${job.id} finished: ${job.written} rows written by this run, ${job.failed} of them failed.`);
+}
+
+/** Write entries (in offset order) as runs of consecutive rows, each call under MAX_CALL_BYTES. */
+function writeEntries(io: ColumnAccess, entries: Entry[], statusOnly: boolean): void {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const size = jsonBytes(entries[i].cells) + 1;
+    const gap = i > start && entries[i].offset !== entries[i - 1].offset + 1;
+    if (i > start && (gap || bytes + size > MAX_CALL_BYTES || i - start >= MAX_BLOCK_ROWS)) {
+      writeRun(io, entries.slice(start, i), statusOnly);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < entries.length) writeRun(io, entries.slice(start), statusOnly);
+}
+
+function writeRun(io: ColumnAccess, run: Entry[], statusOnly: boolean): void {
+  const cells = run.map((e) => e.cells);
+  if (statusOnly) io.writeStatus(run[0].offset, cells);
+  else io.write(run[0].offset, cells);
+}
+
+/** What a status cell says about jobs: kind "pending", "done", "error" (with a key) or "" (no tag). */
+function tagOf(status: string): { kind: string; key: string } {
+  const tag = TAG_PATTERN.exec(status);
+  if (tag) return { kind: tag[1], key: tag[2] };
+  const error = ERROR_TAG_PATTERN.exec(status);
+  if (error) return { kind: "error", key: error[1] };
+  return { kind: "", key: "" };
+}
+
+/**
+ * The Idempotency-Key of a new job: "xl-" and two cyrb53 hashes (106 bits) of the scope (sheet or
+ * table, column, task, language) and of each row's id, text and current status, each part
+ * length-prefixed. Equal sheets give equal keys; a changed text, row or earlier error gives another.
+ */
+function jobKey(io: ColumnAccess, rows: WorkRow[]): string {
+  const states = [hashState(1), hashState(2)];
+  const add = (part: string) => states.forEach((state) => hashUpdate(state, `${part.length}:${part}`));
+  ["flaskllm-job-v1"].concat(io.scope).forEach(add);
+  for (const row of rows) {
+    add(io.rowId(row.offset));
+    add(row.text);
+    add(row.status);
+  }
+  const key = "xl-" + states.map(hashDigest).join("");
+  if (!KEY_PATTERN.test(key)) throw new Error(`bad job key ${key}`);
+  return key;
+}
+
+function hashState(seed: number): HashState {
+  return { h1: 0xdeadbeef ^ seed, h2: 0x41c6ce57 ^ seed };
+}
+
+function hashUpdate(state: HashState, text: string): void {
+  let h1 = state.h1;
+  let h2 = state.h2;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  state.h1 = h1;
+  state.h2 = h2;
+}
+
+function hashDigest(state: HashState): string {
+  let h1 = state.h1;
+  let h2 = state.h2;
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0");
+}
+
+/** Bytes of a value's JSON in UTF-8: what a workbook call carries. */
+function jsonBytes(value: Cell[][] | Cell[]): number {
+  const text = JSON.stringify(value);
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4; // a surrogate pair
+      i += 1;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** job_max_items from /health, or the default when it does not say. */
+async function jobMaxItems(): Promise<number> {
+  const reply = await api("GET", "/api/v1/health");
+  const max = reply.body.job_max_items;
+  return reply.status === 200 && typeof max === "number" && max >= 1 ? Math.floor(max) : DEFAULT_JOB_MAX_ITEMS;
+}
+
+/** One API call; a 429 is waited out (Retry-After) and retried, up to MAX_RATE_LIMIT_WAITS times. */
+async function api(method: string, path: string, body?: string, key?: string): Promise<Reply> {
+  for (let waits = 0; ; waits++) {
+    const reply = await callOnce(method, path, body, key);
+    if (reply.status !== 429 || waits >= MAX_RATE_LIMIT_WAITS) return reply;
+    const seconds = Math.min(reply.retryAfter, MAX_RETRY_AFTER_SECONDS);
+    console.log(`Rate limited on ${method} ${path.split("?")[0]}: waiting ${seconds} s, then trying again.`);
+    await sleep(seconds * 1000);
+  }
+}
+
+async function callOnce(method: string, path: string, body?: string, key?: string): Promise<Reply> {
+  const headers: Record<string, string> = { Accept: "application/json", "X-API-Token": API_TOKEN };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (key) headers["Idempotency-Key"] = key;
+  const unreachable: Reply = { status: 0, body: {}, message: `cannot reach the FlaskLLM server at ${API_URL}`, retryAfter: 0 };
+  let response: Response;
+  let text = "";
+  try {
+    response = await fetch(API_URL.replace(/\/+$/, "") + path, { method: method, headers: headers, body: body });
+    text = await response.text();
+  } catch {
+    return unreachable;
+  }
+  let parsed: ApiBody | null = null;
+  try {
+    parsed = JSON.parse(text) as ApiBody;
+  } catch {
+    parsed = null;
+  }
+  const json = parsed !== null && typeof parsed === "object";
+  if (response.ok && !json) {
+    return { status: -1, body: {}, message: "the server did not answer with JSON; check API_URL", retryAfter: 0 };
+  }
+  const answer: ApiBody = json ? (parsed as ApiBody) : {};
+  return {
+    status: response.status,
+    body: answer,
+    message: describe(response.status, answer),
+    retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
+  };
+}
+
+function describe(status: number, body: ApiBody): string {
+  const said = body.error && body.error.message ? body.error.message : "";
+  if (status >= 200 && status < 300) return "";
+  if (status === 401) return "the server rejected API_TOKEN";
+  if (status === 404) return said ? `not found (${said}); check API_URL` : "no FlaskLLM API at API_URL";
+  if (status === 429) return "still rate limited after waiting; run the script again later";
+  return `HTTP ${status}${said ? ": " + said : ""}`;
+}
+
+/** Seconds from a Retry-After header (seconds or an HTTP date); 5 when missing or unreadable. */
+function retryAfterSeconds(value: string | null): number {
+  if (value && /^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = value ? Date.parse(value) : NaN;
+  return isNaN(date) ? 5 : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+function progressLine(job: JobInfo): string {
+  const eta = etaText(job.eta_seconds);
+  return `Job ${job.id}: ${job.done}/${job.total} rows done (${job.cached} cached, ${job.failed} failed)${eta ? ", " + eta : ""}.`;
+}
+
+/** eta_seconds as words: "about 40 s left", "about 3 min left"; "" when the server has no estimate. */
+function etaText(seconds: number | null): string {
+  if (typeof seconds !== "number" || !(seconds >= 0)) return "";
+  if (seconds < 10) return `about ${Math.max(1, Math.round(seconds))} s left`;
+  if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s left`;
+  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
+  return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min left`;
+}
+
+/** The text a cell shows for a finished row: the server's text form, else the result as JSON. */
+function rowText(row: ResultRow): string {
+  if (typeof row.summary === "string") return row.summary;
+  return row.result === undefined ? "" : JSON.stringify(row.result);
 }
 
 /** Keep results text: a leading = + - @ would make Excel read LLM output as a formula. */
@@ -126,55 +597,6 @@ function cellText(text: string): string {
   return /^[=+\-@]/.test(text) && isNaN(Number(text)) ? "'" + text : text;
 }
 
-async function processChunk(items: BatchItem[]): Promise<ChunkOutcome> {
-  const failAll = (message: string, fatal: boolean): ChunkOutcome => ({
-    rows: items.map(() => ({ output: "", status: "ERROR: " + message })),
-    fatal: fatal ? message : "",
-  });
-  let response: Response;
-  try {
-    response = await fetch(API_URL.replace(/\/+$/, "") + "/api/v1/batch", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-API-Token": API_TOKEN },
-      body: JSON.stringify({ items: items }),
-    });
-  } catch {
-    return failAll(`cannot reach the FlaskLLM server at ${API_URL}`, true);
-  }
-  const text = await response.text();
-  if (!response.ok) {
-    const code = response.status;
-    const said = errorMessage(text);
-    if (code === 401) return failAll("the server rejected API_TOKEN", true);
-    if (code === 429) {
-      return failAll(`rate limited, retry in ${response.headers.get("Retry-After") || "a minute"} s`, true);
-    }
-    return failAll(`HTTP ${code}${said ? ": " + said : ""}`, code === 404);
-  }
-  let body: BatchResponse;
-  try {
-    body = JSON.parse(text) as BatchResponse;
-  } catch {
-    return failAll("the server did not answer with JSON; check API_URL", true);
-  }
-  if (!Array.isArray(body.results) || body.results.length !== items.length) {
-    return failAll("the server's answer does not match the request", true);
-  }
-  return {
-    rows: body.results.map((row) =>
-      row.ok && typeof row.summary === "string"
-        ? { output: row.summary, status: "" }
-        : { output: "", status: "ERROR: " + (row.error ? row.error.message : "failed") },
-    ),
-    fatal: "",
-  };
-}
-
-function errorMessage(text: string): string {
-  try {
-    const body = JSON.parse(text) as ErrorResponse;
-    return body.error ? body.error.message : "";
-  } catch {
-    return "";
-  }
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -56,3 +56,65 @@ test("a caller's AbortSignal cancels a request as 'cancelled', not as a network 
   controller.abort();
   await assert.rejects(pending, (err) => err instanceof client.ApiError && err.kind === "cancelled");
 });
+
+test("postJob sends the rows with the Idempotency-Key and tells a new job (202) from an attached one (200)", async () => {
+  const { fakeJobsServer } = require("./fake-jobs.js");
+  const server = fakeJobsServer({ token: "abc" });
+  const settings = { backendUrl: "http://flaskllm.test/", token: "abc" };
+  const items = [{ id: "2", prompt: "hello", type: "summary" }];
+  const first = await client.postJob(settings, items, { idempotencyKey: "k-1", fetch: server.fetch });
+  assert.equal(first.attached, false);
+  assert.equal(first.job.id, "job-1");
+  const again = await client.postJob(settings, items, { idempotencyKey: "k-1", fetch: server.fetch });
+  assert.equal(again.attached, true);
+  assert.equal(again.job.id, "job-1");
+  const [call] = server.posts();
+  assert.equal(call.url, "http://flaskllm.test/api/v1/jobs");
+  assert.equal(call.headers["Idempotency-Key"], "k-1");
+  assert.equal(call.headers["X-API-Token"], "abc");
+  assert.deepEqual(call.body, { items });
+  await assert.rejects(
+    client.postJob(settings, [{ prompt: "other" }], { idempotencyKey: "k-1", fetch: server.fetch }),
+    (err) => err.status === 409 && err.code === "idempotency_conflict",
+  );
+  await assert.rejects(
+    client.postJob({ ...settings, token: "wrong" }, items, { fetch: server.fetch }),
+    (err) => err.status === 401 && err.message === "Set your API token in the FlaskLLM task pane",
+  );
+});
+
+test("getJob, getJobResults (after/limit paging) and cancelJob follow the jobs contract", async () => {
+  const { fakeJobsServer } = require("./fake-jobs.js");
+  const server = fakeJobsServer({ token: "abc", rowsPerTick: 2 });
+  const settings = { backendUrl: "http://flaskllm.test", token: "abc" };
+  const net = { fetch: server.fetch };
+  const items = Array.from({ length: 8 }, (_, i) => ({ id: String(i), prompt: `p${i}` }));
+  const { job } = await client.postJob(settings, items, net);
+  const page1 = await client.getJobResults(settings, job.id, null, 10, net);
+  assert.deepEqual(page1.results.map((r) => r.index), [0, 1]);
+  assert.equal(page1.next, 1);
+  assert.equal(server.calls.at(-1).query, "?limit=10"); // no `after`: from the start
+  const page2 = await client.getJobResults(settings, job.id, page1.next, 10, net);
+  assert.equal(server.calls.at(-1).query, "?after=1&limit=10");
+  assert.deepEqual(page2.results.map((r) => r.index), [2, 3]);
+  const cancelled = await client.cancelJob(settings, job.id, net);
+  assert.equal(cancelled.status, "cancelled");
+  assert.equal(server.deletes().length, 1);
+  const rest = await client.getJobResults(settings, job.id, page2.next, 10, net);
+  assert.equal(rest.next, null);
+  // rows 4 and 5 finished while the DELETE was handled; 6 and 7 had not started
+  assert.deepEqual(rest.results.map((r) => [r.index, r.ok]), [[4, true], [5, true], [6, false], [7, false]]);
+  assert.equal(rest.results[3].error.code, "cancelled");
+  assert.equal((await client.getJob(settings, job.id, net)).status, "cancelled");
+  await assert.rejects(client.getJob(settings, "job-99", net), (err) => err.status === 404 && /not on the server any more/.test(err.message));
+});
+
+test("idempotencyKey: stable, length-prefixed parts, within the server's 128 characters of [A-Za-z0-9._:-]", () => {
+  const key = client.idempotencyKey("xl", ["Sheet1", "A", "hello"]);
+  assert.match(key, /^xl-[0-9a-f]{28}$/);
+  assert.equal(client.idempotencyKey("xl", ["Sheet1", "A", "hello"]), key);
+  assert.notEqual(client.idempotencyKey("xl", ["ab", "c"]), client.idempotencyKey("xl", ["a", "bc"]));
+  assert.notEqual(client.idempotencyKey("xl", ["Sheet1", "A", "hello!"]), key);
+  assert.equal(client.hashString("hello"), client.hashString("hello"));
+  assert.match(client.hashString("hello", 7), /^[0-9a-f]{14}$/);
+});

@@ -1,14 +1,42 @@
 // A fake ExcelScript workbook (the subset in office-scripts/excelscript.d.ts) over an in-memory
-// grid, counting getValues/setValues calls so tests can hold the scripts to "one read, chunked
-// writes". Excel's own rules that matter are kept: setValues must match the range's size, and a
-// string starting with an apostrophe is stored as text without it.
+// grid. Excel's own rules that matter are kept:
+// - a single getValues() or setValues() whose values serialise to more than 5 MB (JSON, UTF-8)
+//   throws, as Excel on the web refuses any request or response payload over 5 MB;
+// - setValues must match the range's size;
+// - a string starting with an apostrophe is stored as text without it.
+// It counts calls (reads, writes, calls) and the largest payload (maxCallBytes) so tests can hold
+// the scripts to bounded calls.
 "use strict";
 
+const PAYLOAD_LIMIT_BYTES = 5 * 1024 * 1024;
+
+class PayloadError extends Error {
+  constructor(kind, bytes) {
+    const side = kind === "read" ? "Response" : "Request";
+    super(`${side} payload size has exceeded the limit. Please refer to the documentation: https://docs.microsoft.com/office/dev/add-ins/concepts/resource-limits-and-performance-optimization#excel-add-ins. (${bytes} bytes)`);
+    this.code = `${side}PayloadSizeLimitExceeded`;
+  }
+}
+
 class Grid {
-  constructor() {
+  constructor(limitBytes = PAYLOAD_LIMIT_BYTES) {
     this.cells = new Map();
-    this.reads = 0;
-    this.writes = [];
+    this.limitBytes = limitBytes;
+    this.reads = 0; // getValues calls that succeeded
+    this.writes = []; // setValues calls that succeeded: {row, col, rows, cols}
+    this.calls = 0; // every getValues/setValues attempted, refused ones included
+    this.refused = 0; // calls refused for their size
+    this.maxCallBytes = 0; // the largest payload attempted
+  }
+  /** Count a call of `values`; throw Excel's payload error when it is over the limit. */
+  check(kind, values) {
+    const bytes = Buffer.byteLength(JSON.stringify(values));
+    this.calls += 1;
+    this.maxCallBytes = Math.max(this.maxCallBytes, bytes);
+    if (bytes > this.limitBytes) {
+      this.refused += 1;
+      throw new PayloadError(kind, bytes);
+    }
   }
   get(r, c) {
     return this.cells.has(`${r},${c}`) ? this.cells.get(`${r},${c}`) : "";
@@ -32,13 +60,16 @@ class Range {
     Object.assign(this, { grid, row, col, rows, cols });
   }
   getValues() {
+    const values = Array.from({ length: this.rows }, (_, i) => Array.from({ length: this.cols }, (_, j) => this.grid.get(this.row + i, this.col + j)));
+    this.grid.check("read", values);
     this.grid.reads += 1;
-    return Array.from({ length: this.rows }, (_, i) => Array.from({ length: this.cols }, (_, j) => this.grid.get(this.row + i, this.col + j)));
+    return values;
   }
   setValues(values) {
     if (values.length !== this.rows || values.some((r) => r.length !== this.cols)) {
       throw new Error(`setValues: ${values.length}x${values[0] && values[0].length} into a ${this.rows}x${this.cols} range`);
     }
+    this.grid.check("write", values);
     this.grid.writes.push({ row: this.row, col: this.col, rows: this.rows, cols: this.cols });
     values.forEach((r, i) => r.forEach((v, j) => this.grid.set(this.row + i, this.col + j, v)));
   }
@@ -57,12 +88,13 @@ class Worksheet {
   }
   getName() { return this.name; }
   getUsedRange() {
-    const keys = [...this.grid.cells.keys()].map((k) => k.split(",").map(Number));
-    if (!keys.length) return undefined;
-    const rows = keys.map((k) => k[0]);
-    const cols = keys.map((k) => k[1]);
-    const [r0, c0] = [Math.min(...rows), Math.min(...cols)];
-    return new Range(this.grid, r0, c0, Math.max(...rows) - r0 + 1, Math.max(...cols) - c0 + 1);
+    if (!this.grid.cells.size) return undefined;
+    let [r0, c0, r1, c1] = [Infinity, Infinity, -1, -1];
+    for (const key of this.grid.cells.keys()) {
+      const [r, c] = key.split(",").map(Number);
+      [r0, c0, r1, c1] = [Math.min(r0, r), Math.min(c0, c), Math.max(r1, r), Math.max(c1, c)];
+    }
+    return new Range(this.grid, r0, c0, r1 - r0 + 1, c1 - c0 + 1);
   }
   getRangeByIndexes(row, col, rows, cols) { return new Range(this.grid, row, col, rows, cols); }
 }
@@ -100,8 +132,9 @@ class TableColumn {
   }
 }
 
-function fakeWorkbook() {
-  const grid = new Grid();
+/** @param {{limitBytes?: number}} [options] limitBytes: the per-call payload limit (Excel: 5 MB) */
+function fakeWorkbook(options = {}) {
+  const grid = new Grid(options.limitBytes);
   const sheet = new Worksheet(grid);
   const tables = new Map();
   return {
@@ -117,4 +150,4 @@ function fakeWorkbook() {
   };
 }
 
-module.exports = { fakeWorkbook };
+module.exports = { fakeWorkbook, PAYLOAD_LIMIT_BYTES };

@@ -137,7 +137,8 @@ test("HTTP errors become messages a user can act on", async () => {
   ];
   for (const [response, message, code] of cases) {
     const fetch = fakeFetch({ onBatch: () => response.clone() });
-    const [o] = await settleAll([batcher(fetch).call("text")]);
+    // A 1 s cell deadline: the 429's Retry-After (7 s) cannot be waited out, so the cell says so.
+    const [o] = await settleAll([batcher(fetch, { cellDeadlineMs: 1000 }).call("text")]);
     assert.equal(o.status, "rejected");
     assert.equal(o.reason.message, message);
     assert.equal(o.reason.code, code);
@@ -206,5 +207,51 @@ test("calls in separate windows are separate requests; later windows still settl
   assert.equal(await b.call("second"), "summary:second");
   assert.equal(fetch.batches().length, 2);
   await new Promise((resolve) => setImmediate(resolve)); // request slots free up after settling
+  assert.deepEqual(b.stats(), { pending: 0, inFlight: 0, queued: 0, running: 0 });
+});
+
+test("a 1,000-cell fill-down goes out as 10 concurrent batches with the default concurrency", async () => {
+  const { MAX_CONCURRENT } = require("../functions.js");
+  assert.ok(MAX_CONCURRENT >= 10 && MAX_CONCURRENT <= 16, `MAX_CONCURRENT=${MAX_CONCURRENT}`);
+  let release;
+  const gate = new Promise((resolve) => (release = resolve));
+  const fetch = fakeFetch({ onBatch: async (items) => (await gate, okBatch(items)) });
+  const b = createBatcher({ fetch, windowMs: 10, getSettings: () => SETTINGS });
+  const calls = Array.from({ length: 1000 }, (_, i) => b.call(`cell ${i}`));
+  while (fetch.batches().length < 10) await new Promise((resolve) => setTimeout(resolve, 5));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(fetch.maxRunning, 10); // all ten in flight before any answered
+  release();
+  const values = await Promise.all(calls);
+  values.forEach((v, i) => assert.equal(v, `summary:cell ${i}`));
+});
+
+test("a 429 is waited out (Retry-After) and the chunk resent; its cells then get their results", async () => {
+  let refusals = 2;
+  const onBatch = (items) =>
+    refusals-- > 0 ? json(429, { error: { code: "rate_limited", message: "slow down" } }, { "Retry-After": "0" }) : okBatch(items);
+  const fetch = fakeFetch({ maxItems: 50, onBatch });
+  const b = batcher(fetch);
+  const values = await Promise.all(Array.from({ length: 120 }, (_, i) => b.call(`r${i}`)));
+  values.forEach((v, i) => assert.equal(v, `summary:r${i}`));
+  assert.equal(fetch.batches().length, 3 + 2); // three chunks, two of the sends refused once
+  const sent = fetch.batches().flatMap((c) => c.body.items.map((it) => it.prompt));
+  assert.equal(new Set(sent).size, 120);
+});
+
+test("a 429 that never ends fails its cells at their deadline, and every promise settles", async () => {
+  const onBatch = () => json(429, { error: { code: "rate_limited", message: "no" } }, { "Retry-After": "0" });
+  const fetch = fakeFetch({ onBatch });
+  const b = batcher(fetch, { cellDeadlineMs: 300 });
+  const started = Date.now();
+  const outcomes = await settleAll(Array.from({ length: 30 }, (_, i) => b.call(`x${i}`)));
+  assert.ok(Date.now() - started < 3000);
+  for (const o of outcomes) {
+    assert.equal(o.status, "rejected");
+    assert.equal(o.reason.message, "Rate limited, retry in 0 s");
+    assert.equal(o.reason.code, CustomFunctions.ErrorCode.notAvailable);
+  }
+  assert.ok(fetch.batches().length > 1, "it was resent while the deadline allowed");
+  await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(b.stats(), { pending: 0, inFlight: 0, queued: 0, running: 0 });
 });

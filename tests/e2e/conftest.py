@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, Request, Route, expect
 from werkzeug.serving import make_server
 
-from backend import create_app
+from backend import create_app, start_job_consumer
 from scripts.mock_llm import MockLLM
 from tests.conftest import TOKEN, openai_settings
 
@@ -104,9 +104,12 @@ def backend(llm: MockLLM) -> Iterator[LiveServer]:
         request_timeout=5,
         max_retries=0,
     )
-    server = LiveServer(create_app(settings))
+    app = create_app(settings)
+    start_job_consumer(app)  # big selections run as jobs, as on the real server
+    server = LiveServer(app)
     yield server
     server.stop()
+    app.extensions["flaskllm"].consumer.stop(wait=5)
 
 
 @pytest.fixture(scope="session")

@@ -135,3 +135,72 @@ def test_backend_down_every_cell_settles_with_an_error(pane: Pane) -> None:
     assert {o["message"] for o in outcomes} == {f"Cannot reach the FlaskLLM server at {pane.backend.url}"}
     pane.page.click("#test-connection")
     expect(pane.page.locator("#status")).to_have_text(re.compile(r"^Connection failed: Cannot reach"))
+
+
+BIG = [f"Dear Sam, shipment {n} is delayed by two days. Please confirm the new date. Best, Lee" for n in range(150)]
+
+
+def stored_job(pane: Pane) -> dict[str, object] | None:
+    saved = pane.page.evaluate("__fakeExcel.savedSettings()")
+    job: dict[str, object] | None = saved.get("flaskllm.job")
+    return job
+
+
+def test_a_big_selection_runs_as_a_job_with_progress_and_eta(pane: Pane, llm: MockLLM) -> None:
+    llm.configure(latency_ms=20)
+    pane.save_token()
+    pane.put("A2:A151", BIG)
+    pane.select("A2:A151")
+    with pane.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/jobs")) as sent:
+        pane.page.click("#process")
+    assert len(sent.value.post_data_json["items"]) == 150
+    expect(pane.page.locator("#progress-text")).to_contain_text("150 / 150 rows", timeout=30_000)
+    expect(pane.page.locator("#status")).to_contain_text("Done: 150 rows")
+    results = pane.column("B2:B151")
+    assert all(isinstance(v, str) and v and not v.startswith("ERROR") for v in results), results
+    assert pane.batch_requests == []  # the job path, not /batch chunks
+    assert stored_job(pane) is None  # finished: nothing left in the document
+    token = pane.page.evaluate("JSON.stringify(__fakeExcel.savedSettings())")
+    assert TOKEN not in token
+
+
+def test_reopening_the_pane_resumes_the_stored_job(pane: Pane, llm: MockLLM) -> None:
+    llm.configure(latency_ms=1000)  # slow enough (5 rounds of 32 slots) to close the pane mid-job
+    pane.save_token()
+    pane.put("A2:A151", BIG)
+    pane.select("A2:A151")
+    pane.page.click("#process")
+    expect(pane.page.locator("#progress-text")).to_contain_text("left", timeout=30_000)  # an ETA
+    record = stored_job(pane)
+    assert record is not None and record["address"] and "token" not in record
+    pane.page.reload()  # the pane closed and opened again
+    # The fake workbook lives in the page: put the inputs back (a real workbook keeps them).
+    # What the first pane wrote is gone with it; the reopened pane goes on from its cursor.
+    pane.put("A2:A151", BIG)
+    reopened = stored_job(pane)
+    assert reopened is not None and reopened["id"] == record["id"]
+    expect(pane.page.locator("#status")).to_contain_text(str(record["id"]))
+    expect(pane.page.locator("#status")).to_contain_text("Done: 150 rows", timeout=60_000)
+    after = reopened.get("after")
+    cursor = -1 if after is None else int(str(after))  # null: nothing paged in yet
+    assert cursor < 149, "the job finished before the pane was closed"
+    results = pane.column("B2:B151")[cursor + 1 :]
+    assert all(isinstance(v, str) and v and not v.startswith("ERROR") for v in results), results
+    assert llm.calls() == 150  # the job ran once; reopening did not submit it again
+    assert stored_job(pane) is None
+
+
+def test_cancel_deletes_the_job(pane: Pane, llm: MockLLM) -> None:
+    llm.configure(latency_ms=1000)
+    pane.save_token()
+    pane.put("A2:A151", BIG)
+    pane.select("A2:A151")
+    pane.page.click("#process")
+    expect(pane.page.locator("#progress-text")).to_contain_text("left", timeout=30_000)
+    with pane.page.expect_request(lambda r: r.method == "DELETE" and "/api/v1/jobs/" in r.url):
+        pane.page.click("#cancel")
+    expect(pane.page.locator("#status")).to_contain_text("Cancelled job", timeout=20_000)
+    assert stored_job(pane) is None
+    written = [v for v in pane.column("B2:B151") if v]
+    assert 0 < len(written) < 150 and not any(str(v).startswith("ERROR") for v in written)
+    assert llm.calls() < 150

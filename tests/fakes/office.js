@@ -229,10 +229,47 @@
     },
   };
 
+  /**
+   * Office.context.document.settings: values live in the document, so they outlive the pane.
+   * Here "the document" is this origin's localStorage, so a page reload (closing and reopening
+   * the pane) finds what was saved; like Office, set() changes nothing until saveAsync().
+   */
+  const SETTINGS_KEY = "__fakeExcel.documentSettings";
+  const readSaved = () => {
+    try {
+      return JSON.parse(root.localStorage.getItem(SETTINGS_KEY) || "{}");
+    } catch (_) {
+      return {};
+    }
+  };
+  let documentValues = readSaved();
+  const settings = {
+    get: (name) => (name in documentValues ? JSON.parse(JSON.stringify(documentValues[name])) : null),
+    set: (name, value) => {
+      documentValues[name] = JSON.parse(JSON.stringify(value));
+    },
+    remove: (name) => {
+      delete documentValues[name];
+    },
+    saveAsync(callback) {
+      root.localStorage.setItem(SETTINGS_KEY, JSON.stringify(documentValues));
+      state.settingsSaves = (state.settingsSaves || 0) + 1;
+      if (callback) setTimeout(() => callback({ status: "succeeded" }), 0);
+    },
+    refresh: () => {
+      documentValues = readSaved();
+    },
+  };
+
   const Office = {
     HostType: { Excel: "Excel" },
     PlatformType: { OfficeOnline: "OfficeOnline" },
-    context: { partitionKey: "fake-partition!", requirements: { isSetSupported: () => true } },
+    AsyncResultStatus: { Succeeded: "succeeded", Failed: "failed" },
+    context: {
+      partitionKey: "fake-partition!",
+      requirements: { isSetSupported: () => true },
+      document: { settings },
+    },
     onReady(callback) {
       const info = { host: "Excel", platform: "OfficeOnline" };
       return Promise.resolve().then(() => {
@@ -260,6 +297,8 @@
       return fn(...args);
     },
     functionIds: () => [...state.functions.keys()],
+    /** What the document's settings hold as saved (what a reopened pane will find). */
+    savedSettings: () => readSaved(),
   };
 
   Object.assign(root, { Office, Excel, CustomFunctions, __fakeExcel: hooks });

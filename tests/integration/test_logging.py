@@ -217,10 +217,10 @@ def test_batch_row_crash_logs_no_prompt(
 ) -> None:
     service = app.extensions["flaskllm"].service
 
-    def broken(item: Any, key: str, deadline: Any) -> Any:
-        raise KeyError(item.prompt)
+    def broken(job: Any, timeout: float) -> Any:  # a bug whose message quotes the prompt
+        raise KeyError(job.text)
 
-    monkeypatch.setattr(service, "_compute", broken)
+    monkeypatch.setattr(service.provider, "complete", broken)
     resp = call(client, {"items": [{"prompt": PHRASE, "id": "r1"}]}, via="query", url="/api/v1/batch")
     assert resp.status_code == 200
     assert resp.get_json()["results"][0]["error"]["code"] == "internal_error"

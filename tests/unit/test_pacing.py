@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backend.pacing import ProviderBudget
+from backend.pacing import INTERACTIVE, ProviderBudget, job_priority
 
 
 def test_slots_up_to_the_limit_then_wait_until_the_deadline() -> None:
@@ -92,3 +92,43 @@ def test_hold_delays_the_next_attempt() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="PROVIDER_CONCURRENCY"):
         ProviderBudget(0)
+
+
+def test_waiters_are_served_by_priority_then_arrival() -> None:
+    budget = ProviderBudget(1)
+    assert budget.acquire(time.monotonic() + 1)
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def wait_for_slot(name: str, priority: tuple[float, ...]) -> None:
+        assert budget.acquire(time.monotonic() + 5, priority)
+        with lock:
+            order.append(name)
+        budget.release(succeeded=True)
+
+    threads = []
+    for name, priority in (("job row 7", job_priority(10.0, 7)), ("job row 2", job_priority(10.0, 2)),
+                           ("newer job", job_priority(20.0, 0)), ("excel", INTERACTIVE)):
+        threads.append(threading.Thread(target=wait_for_slot, args=(name, priority)))
+        threads[-1].start()
+        while budget.snapshot()["provider_waiting"] < len(threads):
+            time.sleep(0.005)
+    budget.release(succeeded=True)
+    for thread in threads:
+        thread.join(5)
+    assert order == ["excel", "job row 2", "job row 7", "newer job"]
+
+
+def test_a_waiter_that_gave_up_is_skipped() -> None:
+    budget = ProviderBudget(1)
+    assert budget.acquire(time.monotonic() + 1)
+    assert not budget.acquire(time.monotonic() + 0.02)  # gives up
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(budget.acquire(time.monotonic() + 5)))
+    waiter.start()
+    while budget.snapshot()["provider_waiting"] < 1:
+        time.sleep(0.005)
+    budget.release(succeeded=True)
+    waiter.join(5)
+    assert got == [True]
+    assert budget.snapshot()["provider_in_flight"] == 1 and budget.snapshot()["provider_waiting"] == 0
