@@ -137,7 +137,10 @@ def test_backend_down_every_cell_settles_with_an_error(pane: Pane) -> None:
     expect(pane.page.locator("#status")).to_have_text(re.compile(r"^Connection failed: Cannot reach"))
 
 
-BIG = [f"Dear Sam, shipment {n} is delayed by two days. Please confirm the new date. Best, Lee" for n in range(150)]
+BIG = [
+    f"Dear Sam, shipment {n} is delayed by two days. Please confirm the new date. Best, Lee"
+    for n in range(150)
+]
 
 
 def stored_job(pane: Pane) -> dict[str, object] | None:
