@@ -19,14 +19,24 @@ gevent cannot be installed; give it enough GUNICORN_THREADS for the expected con
                             line per request already)
     GUNICORN_KEEPALIVE      seconds an idle keep-alive connection is kept   (5)
     FORWARDED_ALLOW_IPS     proxies trusted for X-Forwarded-Proto           (127.0.0.1,::1)
-    REQUEST_TIMEOUT, BATCH_TIMEOUT   the app's own deadlines (see .env.example), read here
-                            so gunicorn never kills a request the app is still allowed to run
+    HOST, PORT, REQUEST_TIMEOUT, BATCH_TIMEOUT   the app's own settings, read through the
+                            app's `Settings` (environment and `.env`, exactly as the app
+                            reads them), so gunicorn never kills a request the app is still
+                            allowed to run and binds where `.env` says
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `backend`, wherever gunicorn starts
+
+from backend.settings import Settings  # after the path above
+
+app_settings = Settings()  # the one owner of every app setting, `.env` included
 
 
 def _number(name: str, default: float) -> float:
@@ -64,15 +74,12 @@ worker_connections = int(_number("GUNICORN_CONNECTIONS", 1000))
 if threads > 1:
     _limit_malloc_arenas(2)
 
-bind = [
-    os.environ.get("GUNICORN_BIND")
-    or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-]
+bind = [os.environ.get("GUNICORN_BIND") or f"{app_settings.host}:{app_settings.port}"]
 
 # The longest a request may legitimately run: one provider call (REQUEST_TIMEOUT, retries
 # included) or a whole batch (BATCH_TIMEOUT). Gunicorn must not kill a worker before that,
 # and on SIGTERM / HUP it lets in-flight requests finish for as long.
-_longest = max(_number("REQUEST_TIMEOUT", 30), _number("BATCH_TIMEOUT", 50))
+_longest = max(app_settings.request_timeout, app_settings.batch_timeout)
 timeout = int(_longest + 15)  # a worker silent for this long is stuck, not slow
 graceful_timeout = int(_longest + 5)
 keepalive = int(_number("GUNICORN_KEEPALIVE", 5))

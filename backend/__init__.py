@@ -8,21 +8,25 @@ independent apps as they like.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flask import Flask
 from flask_cors import CORS
+from flask_limiter import Limiter
 
-if TYPE_CHECKING:
-    from flask_limiter import Limiter
+from backend import addin, api, apidocs, http_errors, jobs_api, limits, observability
+from backend.auth import TokenChecker
+from backend.cache import build_cache
+from backend.jobs import JobStore
+from backend.jsonio import JSONProvider
+from backend.pacing import ProviderBudget
+from backend.providers import Provider, build_provider
+from backend.service import Service
+from backend.settings import Settings
+from backend.tasks import load_templates
+from backend.version import __version__
+from backend.worker import Consumer, JobQueue, build_huey
 
-    from backend.auth import TokenChecker
-    from backend.providers import Provider
-    from backend.service import Service
-    from backend.settings import Settings
-    from backend.worker import Consumer, JobQueue
-
-__version__ = "1.0.0"  # above the imports in create_app: backend.api reads it
+__all__ = ["AppState", "__version__", "create_app", "start_job_consumer"]
 
 
 @dataclass
@@ -39,23 +43,7 @@ class AppState:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app from `settings` (default: environment and `.env`).
-
-    The package's modules are imported here, not at the top, because they import
-    `backend` themselves (for `__version__`).
-    """
-    from backend import addin, api, apidocs, errors, jobs_api, limits, observability
-    from backend.auth import TokenChecker
-    from backend.cache import build_cache
-    from backend.jobs import JobStore
-    from backend.jsonio import JSONProvider
-    from backend.pacing import ProviderBudget
-    from backend.providers import build_provider
-    from backend.service import Service
-    from backend.settings import Settings
-    from backend.tasks import load_templates
-    from backend.worker import Consumer, JobQueue, build_huey
-
+    """Build the app from `settings` (default: environment and `.env`)."""
     settings = settings or Settings()
     observability.configure_logging(settings.log_level)
     generated = settings.ensure_token()
@@ -73,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     jobs = JobQueue(huey, JobStore(huey.storage, settings.job_ttl, settings.job_chunk_size), service)
 
     observability.init_app(app, settings)
-    errors.register_error_handlers(app)
+    http_errors.register_error_handlers(app)
     CORS(
         app,
         resources={r"/api/*": {}, r"/addin/*": {}},

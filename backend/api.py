@@ -9,10 +9,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
-from backend import __version__
 from backend.auth import require_token
 from backend.errors import InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
 from backend.schemas import BatchRequest, WebhookRequest, validate
+from backend.version import __version__
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

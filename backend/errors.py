@@ -4,6 +4,8 @@ Exception tree (each carries `status`, `code`, a user-facing `message`, optional
 `details` and extra response `headers`):
 
     APIError
+    ├── ClientError (4xx: the request is wrong)
+    ├── UpstreamError (5xx: the provider failed; may work later)
     ├── InvalidJSON              400 invalid_json          body is not JSON / not an object
     ├── InvalidInput             400 invalid_input         fails the schema (details: pydantic errors)
     ├── UnsupportedByProvider    400 unsupported_by_provider  e.g. translation on the local provider
@@ -23,8 +25,12 @@ Exception tree (each carries `status`, `code`, a user-facing `message`, optional
     ├── ProviderBusy             503 provider_busy         no provider slot came free within REQUEST_TIMEOUT
     └── DeadlineExceeded         504 deadline_exceeded     batch row unfinished at BATCH_TIMEOUT
 
-Werkzeug's HTTP exceptions (404, 405, 413, flask-limiter's 429) are mapped onto the
-same shape by `register_error_handlers`, so a client only ever parses one format.
+Grouping bases, as httpx has them, let callers catch a family: `ClientError` (the
+request is wrong: 4xx), `UpstreamError` (the provider failed: 502/503/504).
+
+This module is Flask-free, so providers, the service and the job worker use it without a
+web framework; backend/http_errors.py renders these errors (and werkzeug's own 404, 405,
+413 and flask-limiter's 429) as the one JSON shape, so a client only ever parses one format.
 """
 
 from __future__ import annotations
@@ -32,11 +38,6 @@ from __future__ import annotations
 import logging
 import traceback
 from typing import Any
-
-from flask import Flask, Response, g, jsonify
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger("backend.errors")
 
 
 class APIError(Exception):
@@ -64,24 +65,36 @@ class APIError(Exception):
         return body
 
 
-class InvalidJSON(APIError):
+class ClientError(APIError):
+    """The request is wrong (4xx): sending it again unchanged will not help."""
+
+    status, code, message = 400, "bad_request", "Bad request."
+
+
+class UpstreamError(APIError):
+    """The LLM provider failed or was too slow (5xx): the same request may work later."""
+
+    status, code, message = 502, "provider_error", "The LLM provider failed."
+
+
+class InvalidJSON(ClientError):
     status, code, message = 400, "invalid_json", "Request body is not valid JSON."
 
 
-class InvalidInput(APIError):
+class InvalidInput(ClientError):
     status, code, message = 400, "invalid_input", "Invalid input."
 
 
-class UnsupportedByProvider(APIError):
+class UnsupportedByProvider(ClientError):
     status, code = 400, "unsupported_by_provider"
     message = "This task needs an LLM provider; configure OPENAI_API_KEY or ANTHROPIC_API_KEY."
 
 
-class Unauthorized(APIError):
+class Unauthorized(ClientError):
     status, code, message = 401, "unauthorized", "Missing or invalid API token."
 
 
-class NotFound(APIError):
+class NotFound(ClientError):
     status, code, message = 404, "not_found", "No such endpoint."
 
 
@@ -89,7 +102,7 @@ class JobNotFound(NotFound):
     message = "No such job (it may belong to another token, or have expired after JOB_TTL)."
 
 
-class IdempotencyConflict(APIError):
+class IdempotencyConflict(ClientError):
     status, code = 409, "idempotency_conflict"
     message = (
         "This Idempotency-Key was already used for a job with different rows; "
@@ -97,28 +110,28 @@ class IdempotencyConflict(APIError):
     )
 
 
-class RowCancelled(APIError):
+class RowCancelled(ClientError):
     status, code, message = 409, "cancelled", "The job was cancelled before this row ran."
 
 
-class MethodNotAllowed(APIError):
+class MethodNotAllowed(ClientError):
     status, code, message = 405, "method_not_allowed", "Method not allowed on this endpoint."
 
 
-class PayloadTooLarge(APIError):
+class PayloadTooLarge(ClientError):
     status, code, message = 413, "payload_too_large", "Request body is too large."
 
 
-class TooManyItems(APIError):
+class TooManyItems(ClientError):
     status, code, message = 413, "too_many_items", "Too many items in one batch."
 
 
-class UnsupportedMediaType(APIError):
+class UnsupportedMediaType(ClientError):
     status, code = 415, "unsupported_media_type"
     message = "Content-Type must be application/json."
 
 
-class RateLimited(APIError):
+class RateLimited(ClientError):
     status, code, message = 429, "rate_limited", "Rate limit exceeded; retry later."
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
@@ -131,15 +144,15 @@ class InternalError(APIError):
     status, code, message = 500, "internal_error", "Internal server error."
 
 
-class ProviderError(APIError):
+class ProviderError(UpstreamError):
     status, code, message = 502, "provider_error", "The LLM provider failed."
 
 
-class ProviderTimeout(APIError):
+class ProviderTimeout(UpstreamError):
     status, code, message = 504, "provider_timeout", "The LLM provider did not answer in time."
 
 
-class ProviderBusy(APIError):
+class ProviderBusy(UpstreamError):
     status, code = 503, "provider_busy"
     message = "Every provider slot stayed busy for REQUEST_TIMEOUT; send it again."
 
@@ -147,68 +160,12 @@ class ProviderBusy(APIError):
         super().__init__(message, headers={"Retry-After": "5"})
 
 
-class DeadlineExceeded(APIError):
+class DeadlineExceeded(UpstreamError):
     status, code = 504, "deadline_exceeded"
     message = "The batch deadline passed before this row finished; send it again."
 
 
-_HTTP_MAP: dict[int, type[APIError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    404: NotFound,
-    405: MethodNotAllowed,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    429: RateLimited,
-}
-
-
-def error_response(err: APIError) -> Response:
-    """Render an APIError in the one JSON shape, with its status and headers."""
-    body = {"error": err.to_dict(), "request_id": g.get("request_id")}
-    resp = jsonify(body)
-    resp.status_code = err.status
-    for name, value in err.headers.items():
-        resp.headers[name] = value
-    g.error_code = err.code
-    return resp
-
-
-def from_http_exception(exc: HTTPException) -> APIError:
-    """Translate a werkzeug exception (404, 405, 413, limiter's 429, ...) into an APIError."""
-    status = exc.code or 500
-    cls = _HTTP_MAP.get(status)
-    if cls is None:
-        err: APIError = APIError(exc.description or "HTTP error")
-        err.status = status
-        err.code = (exc.name or "http_error").lower().replace(" ", "_")
-        return err
-    if cls is RateLimited:
-        return RateLimited(f"Rate limit exceeded ({exc.description}); retry later.")
-    return cls()
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Make every error, from any layer, answer in the one JSON shape."""
-
-    @app.errorhandler(APIError)
-    def _api_error(err: APIError) -> Response:
-        return error_response(err)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        resp = error_response(from_http_exception(exc))
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return resp
-
-    @app.errorhandler(Exception)
-    def _crash(exc: Exception) -> Response:
-        log_crash(log, exc, "unhandled error")
-        return error_response(InternalError())
-
-
-def log_crash(logger: logging.Logger, exc: BaseException, what: str) -> None:
+def log_crash(logger: logging.Logger, exc: BaseException, what: str, request_id: str | None = None) -> None:
     """Log a bug with its stack but without the exception's message.
 
     Messages of arbitrary exceptions may quote user input (a KeyError on a prompt, a
@@ -216,9 +173,4 @@ def log_crash(logger: logging.Logger, exc: BaseException, what: str) -> None:
     (file, line, code) are what a developer needs to find the bug.
     """
     frames = "".join(traceback.format_tb(exc.__traceback__))
-    logger.error(
-        "%s: %s",
-        what,
-        type(exc).__name__,
-        extra={"request_id": g.get("request_id") if g else None, "stack": frames},
-    )
+    logger.error("%s: %s", what, type(exc).__name__, extra={"request_id": request_id, "stack": frames})

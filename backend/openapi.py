@@ -22,8 +22,7 @@ from flask import Flask
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from backend import __version__
-from backend.errors import APIError
+from backend.errors import APIError, ClientError, UpstreamError
 from backend.schemas import (
     ISO_639_1,
     BatchItem,
@@ -37,6 +36,7 @@ from backend.schemas import (
     WebhookRequest,
     WebhookResponse,
 )
+from backend.version import __version__
 
 PREFIX = "/api/v1"
 REF = "#/components/schemas/{model}"
@@ -140,6 +140,8 @@ def error_codes() -> dict[int, list[str]]:
     while stack:
         cls = stack.pop(0)
         stack.extend(cls.__subclasses__())
+        if cls in (ClientError, UpstreamError):  # grouping bases: never raised themselves
+            continue
         if cls.code not in codes[cls.status]:
             codes[cls.status].append(cls.code)
     return codes

@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "gunicorn.conf.py"
 
 
-def gunicorn_config(env: dict[str, str]) -> dict[str, str]:
+def gunicorn_config(env: dict[str, str], cwd: Path = ROOT) -> dict[str, str]:
     """gunicorn's effective settings for gunicorn.conf.py under `env`, as it prints them."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     out = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--print-config", "-c", str(CONF), "wsgi:application"],
-        cwd=ROOT, env={**keep, **env}, capture_output=True, text=True, timeout=60, check=True,
+        cwd=cwd, env={**keep, **env}, capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {name.strip(): value.strip() for name, value in pairs}
@@ -50,6 +50,14 @@ def test_gunicorn_conf_defaults() -> None:
     assert "%(U)s" in config["access_log_format"]
     assert "%(r)s" not in config["access_log_format"] and "%(q)s" not in config["access_log_format"]
     assert config["forwarded_allow_ips"] == "['127.0.0.1', '::1']"
+
+
+def test_gunicorn_conf_reads_the_apps_settings_and_env_file(tmp_path: Path) -> None:
+    """One owner per setting: gunicorn's timeout and bind come from the app's Settings, `.env` too."""
+    (tmp_path / ".env").write_text("BATCH_TIMEOUT=120\nPORT=8765\nHOST=127.0.0.2\n")
+    config = gunicorn_config({}, cwd=tmp_path)
+    assert int(config["timeout"]) > 120 and int(config["graceful_timeout"]) >= 120
+    assert config["bind"] == "['127.0.0.2:8765']"
 
 
 def test_gunicorn_conf_follows_the_environment() -> None:
