@@ -26,6 +26,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def run(worker_class: str, requests: int, concurrency: int, latency_ms: float, w
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [f"{'':<34}" + "".join(f"{r['worker_class']:>16}" for r in results)]
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
         (f"requests (c={results[0]['concurrency']})", lambda r: r["requests"]),
         ("requests/s", lambda r: r["rps"]),
         ("p50 / p99 ms (2xx)", lambda r: f"{r['p50_ms']}/{r['p99_ms']}"),

@@ -40,7 +40,7 @@ def make_settings(**overrides: Any) -> Settings:
         "jobs_url": f"sqlite:///{tempfile.mkdtemp(prefix='flaskllm-jobs-')}/jobs.sqlite3",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def openai_settings(mock: MockLLM, **overrides: Any) -> Settings:

@@ -69,7 +69,7 @@ class Pane:
 
     def batch_rows(self, since: int = 0) -> list[dict[str, Any]]:
         """Rows sent in batch requests (from request number `since` on)."""
-        return [item for r in self.batch_requests[since:] for item in r.post_data_json["items"]]
+        return [item for r in self.batch_requests[since:] for item in (r.post_data_json or {})["items"]]
 
     def save_token(self, token: str = TOKEN) -> None:
         self.page.fill("#api-token", token)

@@ -93,7 +93,8 @@ def test_cached_batch_still_counts_as_one_request_only(limited: FlaskClient, moc
 
 
 def test_invalid_batch_costs_one_unit(limited: FlaskClient) -> None:
-    for body in ({"items": "nope"}, {"items": []}, {"nothing": 1}):
+    bodies: list[dict[str, Any]] = [{"items": "nope"}, {"items": []}, {"nothing": 1}]
+    for body in bodies:
         assert limited.post("/api/v1/batch", json=body, headers=hdr()).status_code == 400
     assert ask(limited).status_code == 429
 
@@ -146,7 +147,7 @@ def test_switched_off_from_the_environment(mock: MockLLM, monkeypatch: pytest.Mo
     monkeypatch.setenv("API_TOKEN", TOKEN)
     monkeypatch.setenv("LLM_PROVIDER", "local")
     monkeypatch.setenv("CACHE_URL", "memory://")
-    client = create_app(Settings(_env_file=None)).test_client()  # type: ignore[call-arg]
+    client = create_app(Settings(_env_file=None)).test_client()
     for _ in range(4):
         assert ask(client).status_code == 200
 

@@ -36,7 +36,7 @@ def load(name: str) -> list[dict[str, Any]]:
 
 
 def accuracy(scorer: BusinessSentiment, rows: list[dict[str, Any]]) -> float:
-    return sum(scorer.score(row["text"])["label"] == row["label"] for row in rows) / len(rows)
+    return float(sum(scorer.score(row["text"])["label"] == row["label"] for row in rows) / len(rows))
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(retry, "time", types.SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep))
-    monkeypatch.setattr(retry.random, "uniform", lambda a, b: 1.0)  # no jitter
+    monkeypatch.setattr("backend.providers.retry.random.uniform", lambda a, b: 1.0)  # no jitter
     return fake
 
 
@@ -287,7 +287,7 @@ def test_retry_after_seconds(headers: dict[str, str] | None, expected: float | N
 
 
 def test_backoff_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry.random, "uniform", lambda a, b: b)
+    monkeypatch.setattr("backend.providers.retry.random.uniform", lambda a, b: b)
     assert retry._backoff(0) == pytest.approx(0.3)
     assert retry._backoff(20) == pytest.approx(9.6)
 
