@@ -109,4 +109,3 @@ def start_job_consumer(app: Flask) -> None:
     build an app start no threads.
     """
     app.extensions["flaskllm"].consumer.start()
-

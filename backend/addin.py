@@ -5,6 +5,12 @@ one origin, so the add-in's default backend URL is simply "where I was loaded fr
 operator deploys one thing. Only an explicit allow-list of files is served; node_modules, tests,
 package files and tools in office-addin/ never leave the server.
 
+Where the files are: office-addin/ at the repository root is the source of truth, and a checkout
+(editable install or not) serves it directly. A built wheel has no repository around it, so
+pyproject.toml maps office-addin/ into the package as `backend/kit/` at build time (only the
+served files: see its [tool.setuptools] section). `kit_dir()` looks for the checkout's copy
+first, then the packaged one.
+
 `render_manifest` is a pure function shared with `scripts/make_manifest.py`. The committed
 office-addin/manifest.xml is both a working manifest for a development server on
 http://localhost:5000 and the template: rendering replaces that origin by the deployment's URL.
@@ -30,7 +36,23 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-ADDIN_DIR = Path(__file__).resolve().parent.parent / "office-addin"
+
+def kit_dir() -> Path:
+    """The folder holding the kit: a checkout's office-addin/, else an installed wheel's backend/kit/.
+
+    The checkout wins so that nothing stale can shadow the source of truth; `backend/kit/` only
+    ever exists inside a built wheel (site-packages has no office-addin/ beside `backend/`).
+    Neither found: the checkout's path, so that the error names the folder that is missing.
+    """
+    package = Path(__file__).resolve().parent
+    checkout, packaged = package.parent / "office-addin", package / "kit"
+    for candidate in (checkout, packaged):
+        if (candidate / "manifest.xml").is_file():
+            return candidate
+    return checkout
+
+
+ADDIN_DIR = kit_dir()
 TEMPLATE_BASE = "http://localhost:5000"
 NAMESPACE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,31}$")  # same rule as Settings.addin_namespace
 _COMMENT = re.compile(r"\s*<!--.*?-->", re.S)  # the template's notes are about the template

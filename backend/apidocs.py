@@ -74,8 +74,11 @@ def render(doc: dict[str, Any]) -> str:
         "<h2>Authentication</h2><ul>",
     ]
     for name, scheme in doc["components"]["securitySchemes"].items():
-        where = f"{scheme['in']} <code>{escape(scheme['name'])}</code>" if "name" in scheme else (
-            "header <code>Authorization: Bearer &lt;token&gt;</code>")
+        where = (
+            f"{scheme['in']} <code>{escape(scheme['name'])}</code>"
+            if "name" in scheme
+            else ("header <code>Authorization: Bearer &lt;token&gt;</code>")
+        )
         parts.append(f"<li><b>{escape(name)}</b>: {where}. {escape(scheme.get('description', ''))}</li>")
     parts.append("</ul><h2>Endpoints</h2>")
     for path, methods in doc["paths"].items():
@@ -115,13 +118,16 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
 
 
 def _schema(name: str, schema: dict[str, Any]) -> str:
-    out = [f"<h3 id='schema-{escape(name)}'>{escape(name)}</h3>",
-           f"<p>{escape(schema.get('description', ''))}</p>"]
+    out = [
+        f"<h3 id='schema-{escape(name)}'>{escape(name)}</h3>",
+        f"<p>{escape(schema.get('description', ''))}</p>",
+    ]
     props = schema.get("properties", {})
     if props:
         required = set(schema.get("required", []))
-        out.append("<table><tr><th>Field</th><th>Type</th><th>Required</th><th>Rules</th>"
-                   "<th>Description</th></tr>")
+        out.append(
+            "<table><tr><th>Field</th><th>Type</th><th>Required</th><th>Rules</th><th>Description</th></tr>"
+        )
         for field, prop in props.items():
             out.append(
                 f"<tr><td><code>{escape(field)}</code></td><td>{_type(prop)}</td>"

@@ -105,8 +105,7 @@ class JobNotFound(NotFound):
 class IdempotencyConflict(ClientError):
     status, code = 409, "idempotency_conflict"
     message = (
-        "This Idempotency-Key was already used for a job with different rows; "
-        "use a new key for new rows."
+        "This Idempotency-Key was already used for a job with different rows; use a new key for new rows."
     )
 
 

@@ -81,5 +81,3 @@ def register_error_handlers(app: Flask) -> None:
     def _crash(exc: Exception) -> Response:
         log_crash(log, exc, "unhandled error", g.get("request_id"))
         return error_response(InternalError())
-
-

@@ -87,8 +87,10 @@ DOCS: dict[str, Doc] = {
         BatchResponse,
         examples={
             "rows": {
-                "items": [{"id": "A2", "prompt": "Please call me back about the invoice."},
-                          {"id": "A3", "prompt": "Great work on the launch, thank you!"}],
+                "items": [
+                    {"id": "A2", "prompt": "Please call me back about the invoice."},
+                    {"id": "A3", "prompt": "Great work on the launch, thank you!"},
+                ],
                 "defaults": {"type": "sentiment"},
             }
         },
@@ -104,13 +106,23 @@ DOCS: dict[str, Doc] = {
         JobResponse,
         errors=(409,),
         success=(202, 200),
-        parameters=({"name": "Idempotency-Key", "in": "header", "required": False,
-                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},),
+        parameters=(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+            },
+        ),
         examples={"rows": {"items": [{"id": "A2", "prompt": "Please call me back about the invoice."}]}},
     ),
-    "jobs.status": Doc("A job's progress", "404 for unknown ids and other tokens' jobs. "
-                       "Not charged against RATE_LIMIT (POLL_RATE_LIMIT applies).",
-                       response=JobResponse, errors=(404,)),
+    "jobs.status": Doc(
+        "A job's progress",
+        "404 for unknown ids and other tokens' jobs. "
+        "Not charged against RATE_LIMIT (POLL_RATE_LIMIT applies).",
+        response=JobResponse,
+        errors=(404,),
+    ),
     "jobs.results": Doc(
         "A page of a job's finished rows",
         "Rows with index > after, in order, up to limit; stops at the first unfinished row. "
@@ -119,16 +131,23 @@ DOCS: dict[str, Doc] = {
         errors=(400, 404),
         parameters=(
             {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
-            {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
         ),
     ),
-    "jobs.cancel": Doc("Cancel a job's rows not started", "Finished rows stay.",
-                       response=JobResponse, errors=(404,)),
+    "jobs.cancel": Doc(
+        "Cancel a job's rows not started", "Finished rows stay.", response=JobResponse, errors=(404,)
+    ),
     "openapi.spec": Doc("This OpenAPI 3.1 document", "No token needed.", tag="meta"),
     "openapi.docs": Doc(
-        "Human-readable API reference", "This document rendered as one HTML page, no scripts.",
-        media_type="text/html", tag="meta",
+        "Human-readable API reference",
+        "This document rendered as one HTML page, no scripts.",
+        media_type="text/html",
+        tag="meta",
     ),
 }
 
@@ -153,7 +172,12 @@ def schemas_for(
     """Component schemas from the pydantic models, with the settings' limits applied."""
     requests = (WebhookRequest, BatchItem, BatchRequest, JobRequest)
     responses = (
-        WebhookResponse, BatchResponse, ErrorResponse, HealthResponse, JobResponse, JobResultsResponse,
+        WebhookResponse,
+        BatchResponse,
+        ErrorResponse,
+        HealthResponse,
+        JobResponse,
+        JobResultsResponse,
     )
     models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
     models += [(m, "serialization") for m in responses]
@@ -219,8 +243,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
             ),
         },
         "servers": [{"url": (settings.public_url or "").rstrip("/") or "/"}],
-        "tags": [{"name": "api", "description": "The LLM endpoints."},
-                 {"name": "meta", "description": "This documentation."}],
+        "tags": [
+            {"name": "api", "description": "The LLM endpoints."},
+            {"name": "meta", "description": "This documentation."},
+        ],
         "paths": paths,
         "components": {
             "schemas": schemas_for(
@@ -230,9 +256,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 "ApiTokenHeader": {"type": "apiKey", "in": "header", "name": "X-API-Token"},
                 "BearerToken": {"type": "http", "scheme": "bearer", "description": "The same token."},
                 "ApiTokenQuery": {
-                    "type": "apiKey", "in": "query", "name": "api_token",
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "api_token",
                     "description": "For clients that cannot set headers; it is never logged, "
-                                   "but prefer the header: URLs end up in browser histories.",
+                    "but prefer the header: URLs end up in browser histories.",
                 },
             },
         },
@@ -285,8 +313,9 @@ def _success(doc: Doc, limited: bool) -> dict[str, Any]:
         schema = {"$ref": REF.format(model=doc.response.__name__)}
     else:
         schema = {"type": "object"}
-    headers: dict[str, Any] = {"X-Request-ID": {"description": "Echoed or generated.",
-                                                "schema": {"type": "string"}}}
+    headers: dict[str, Any] = {
+        "X-Request-ID": {"description": "Echoed or generated.", "schema": {"type": "string"}}
+    }
     if limited:
         for name in ("Limit", "Remaining", "Reset"):
             headers[f"X-RateLimit-{name}"] = {"schema": {"type": "integer"}}
@@ -300,7 +329,11 @@ def _error(status: int) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}},
     }
     if status == 429:
-        response["headers"] = {"Retry-After": {
-            "required": True, "description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0},
-        }}
+        response["headers"] = {
+            "Retry-After": {
+                "required": True,
+                "description": "Seconds to wait.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
     return response

@@ -242,7 +242,6 @@ class JobResultsResponse(BaseModel):
     next: int | None = Field(..., description="Pass as `after` for the next page; null once every row came.")
 
 
-
 def describe_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     """A one-line message and a JSON-safe details list (never the input echoed back)."""
     details = []

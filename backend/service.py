@@ -290,9 +290,7 @@ class Service:
             pool.shutdown(wait=False, cancel_futures=True)
         return outcomes
 
-    def _guarded(
-        self, item: BatchItem, key: str, deadline: float, pace: RowPace
-    ) -> Outcome | APIError:
+    def _guarded(self, item: BatchItem, key: str, deadline: float, pace: RowPace) -> Outcome | APIError:
         try:
             return self._compute(item, key, deadline, pace)
         except APIError as err:

@@ -94,8 +94,13 @@ class JobQueue:
             if self.store.finish(chunk, rows):
                 log.info(
                     "job chunk done",
-                    extra={"job": job_id, "chunk": number, "rows": len(rows), "pid": os.getpid(),
-                           **self.service.budget.snapshot()},
+                    extra={
+                        "job": job_id,
+                        "chunk": number,
+                        "rows": len(rows),
+                        "pid": os.getpid(),
+                        **self.service.budget.snapshot(),
+                    },
                 )
         finally:
             with self._leases_lock:

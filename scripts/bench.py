@@ -51,8 +51,10 @@ CONCURRENCY = 32
 
 
 def batch_phase(port: int, rows: int) -> dict[str, Any]:
-    items = [{"id": i, "prompt": f"Bench e-mail number {i}: please confirm the order.", "type": "summary"}
-             for i in range(rows)]
+    items = [
+        {"id": i, "prompt": f"Bench e-mail number {i}: please confirm the order.", "type": "summary"}
+        for i in range(rows)
+    ]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     first = request(conn, "POST", "/api/v1/batch", {"items": items})
     second = request(conn, "POST", "/api/v1/batch", {"items": items})
@@ -146,19 +148,35 @@ def excel_run(name: str, latency_s: float, rows: int, args: list[str]) -> dict[s
             figures["rss_mb"] = round(server.worker_rss_mb(), 1)
     ideal = ideal_s(rows, latency_s)
     seconds = figures["seconds"]
-    return {"name": name, "rows": rows, "latency_s": latency_s, "ideal_s": round(ideal, 2),
-            "efficiency": round(ideal / seconds, 3), "x_ideal": round(seconds / ideal, 3), **figures}
+    return {
+        "name": name,
+        "rows": rows,
+        "latency_s": latency_s,
+        "ideal_s": round(ideal, 2),
+        "efficiency": round(ideal / seconds, 3),
+        "x_ideal": round(seconds / ideal, 3),
+        **figures,
+    }
 
 
 def excel_suite() -> list[dict[str, Any]]:
     stamp = str(time.time_ns())
     return [
-        excel_run("fill-down 1,000 cells + recalc", 0.2, 1000,
-                  ["filldown", "--cells", "1000", "--prefix", stamp]),
-        excel_run("Office Script, 2,000 rows x 3 KB", 0.2, 2000,
-                  ["script", "--rows", "2000", "--bytes", "3000", "--prefix", stamp]),
-        excel_run("Office Script, 25,000 rows (jobs)", 0.1, 25000,
-                  ["script", "--rows", "25000", "--bytes", "300", "--prefix", stamp]),
+        excel_run(
+            "fill-down 1,000 cells + recalc", 0.2, 1000, ["filldown", "--cells", "1000", "--prefix", stamp]
+        ),
+        excel_run(
+            "Office Script, 2,000 rows x 3 KB",
+            0.2,
+            2000,
+            ["script", "--rows", "2000", "--bytes", "3000", "--prefix", stamp],
+        ),
+        excel_run(
+            "Office Script, 25,000 rows (jobs)",
+            0.1,
+            25000,
+            ["script", "--rows", "25000", "--bytes", "300", "--prefix", stamp],
+        ),
     ]
 
 
@@ -166,12 +184,16 @@ def excel_table(runs: list[dict[str, Any]]) -> str:
     lines = [f"{'scenario':<36}{'ok':>8}{'requests':>10}{'wall s':>9}{'ideal s':>9}{'ideal/wall':>12}"]
     for r in runs:
         requests = r.get("batch_requests", r.get("jobs_submitted", ""))
-        lines.append(f"{r['name']:<36}{r['ok']:>8}{requests!s:>10}{r['seconds']:>9}{r['ideal_s']:>9}"
-                     f"{r['efficiency']:>12}")
+        lines.append(
+            f"{r['name']:<36}{r['ok']:>8}{requests!s:>10}{r['seconds']:>9}{r['ideal_s']:>9}"
+            f"{r['efficiency']:>12}"
+        )
         if "recalc_seconds" in r:
             recalc_calls = r["upstream_calls"] - r["ok"]
-            lines.append(f"{'  recalculation':<36}{r['recalc_ok']:>8}{r['recalc_batch_requests']:>10}"
-                         f"{r['recalc_seconds']:>9}{'':>9}{'upstream calls: ' + str(recalc_calls):>12}")
+            lines.append(
+                f"{'  recalculation':<36}{r['recalc_ok']:>8}{r['recalc_batch_requests']:>10}"
+                f"{r['recalc_seconds']:>9}{'':>9}{'upstream calls: ' + str(recalc_calls):>12}"
+            )
         if "max_call_bytes" in r:
             lines.append(f"{'  largest workbook call, bytes':<36}{r['max_call_bytes']:>8}")
     return "\n".join(lines)
@@ -186,8 +208,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=2000, help="requests per webhook phase")
     args = parser.parse_args()
-    about = {"machine": platform.platform(), "cpus": __import__("os").cpu_count(),
-             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    about = {
+        "machine": platform.platform(),
+        "cpus": __import__("os").cpu_count(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     if args.suite in ("excel", "all"):
         runs = excel_suite()
         print(excel_table(runs))

@@ -85,8 +85,14 @@ def mock_stats(url: str) -> dict[str, Any]:
 
 def node_driver(*args: str, timeout: float = 900) -> dict[str, Any]:
     """Run scripts/excel_driver.js (the Excel surfaces in Node) and return its JSON line."""
-    out = subprocess.run(["node", str(ROOT / "scripts" / "excel_driver.js"), *args], cwd=ROOT,
-                         capture_output=True, text=True, timeout=timeout, check=False)
+    out = subprocess.run(
+        ["node", str(ROOT / "scripts" / "excel_driver.js"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"excel_driver.js {args[0]} printed no figures: {out.stderr[-2000:]}")
@@ -138,12 +144,32 @@ def app_env(env: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 2,
-             threads: int = 32, timeout: int = 120) -> Iterator[Server]:
+def gunicorn(
+    env: dict[str, str],
+    worker_class: str = "gthread",
+    workers: int = 2,
+    threads: int = 32,
+    timeout: int = 120,
+) -> Iterator[Server]:
     """The app under gunicorn on a free loopback port, with `env` as its settings."""
     port = free_port()
-    args = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", worker_class,
-            "--timeout", str(timeout), "--graceful-timeout", "5", "--log-level", "warning"]
+    args = [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        str(workers),
+        "-k",
+        worker_class,
+        "--timeout",
+        str(timeout),
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+    ]
     if worker_class == "gthread":
         args += ["--threads", str(threads)]
     else:
@@ -156,8 +182,14 @@ def gunicorn(env: dict[str, str], worker_class: str = "gthread", workers: int = 
 def gunicorn_deployed(env: dict[str, str], worker_class: str = "gevent") -> Iterator[Server]:
     """The app as deployed: gunicorn configured only by gunicorn.conf.py and the environment."""
     port = free_port()
-    full_env = app_env({"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKER_CLASS": worker_class,
-                        "GUNICORN_LOGLEVEL": "warning", **env})
+    full_env = app_env(
+        {
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKER_CLASS": worker_class,
+            "GUNICORN_LOGLEVEL": "warning",
+            **env,
+        }
+    )
     args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:application"]
     with _running(args, port, full_env) as server:
         yield server
@@ -179,16 +211,22 @@ def shipped_env(env: dict[str, str], state_dir: str | None = None) -> dict[str, 
 
 
 @contextmanager
-def gunicorn_shipped(env: dict[str, str], state_dir: str | None = None,
-                     log_path: Path | None = None, port: int | None = None) -> Iterator[Server]:
+def gunicorn_shipped(
+    env: dict[str, str], state_dir: str | None = None, log_path: Path | None = None, port: int | None = None
+) -> Iterator[Server]:
     """`gunicorn wsgi:application` from the project folder, as the README and
     docs/deployment.md start it: gunicorn.conf.py read by gunicorn itself, shipped defaults."""
     port = port or free_port()
     full_env = {**shipped_env(env, state_dir), "PORT": str(port)}
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([PYTHON, "-m", "gunicorn", "wsgi:application"], cwd=ROOT, env=full_env,
-                            stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: kill_all() hits all
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "wsgi:application"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its own process group: kill_all() hits all
     try:
         wait_http(port, "/api/v1/health")
         yield Server(port, proc, full_env)
@@ -225,8 +263,13 @@ class Result:
     index: int = -1  # which request of a load() run this answers
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
-            headers: dict[str, str] | None = None) -> Result:
+def request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Result:
     """One request with the bench token (unless `headers` replace it); the JSON body encoded."""
     headers = dict(headers) if headers is not None else {"X-API-Token": TOKEN}
     data = None
@@ -240,8 +283,13 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any 
     return Result(response.status, time.perf_counter() - started, payload)
 
 
-def load(port: int, concurrency: int, total: int,
-         make: Callable[[int], tuple[Any, ...]], results: list[Result] | None = None) -> dict[str, Any]:
+def load(
+    port: int,
+    concurrency: int,
+    total: int,
+    make: Callable[[int], tuple[Any, ...]],
+    results: list[Result] | None = None,
+) -> dict[str, Any]:
     """Send `total` requests from `concurrency` keep-alive connections and summarise them.
 
     `make(i)` builds request i: (method, path, body) or (method, path, body, headers).

@@ -34,8 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from scripts.benchlib import Result, gunicorn_deployed, load, mock_llm, summarise, write_json
 
-KINDS = (["miss"] * 6 + ["hit"] * 5 + ["batch"] * 3 + ["health"] * 3
-         + ["unauthorized", "empty_prompt", "unknown_type"])
+KINDS = (
+    ["miss"] * 6
+    + ["hit"] * 5
+    + ["batch"] * 3
+    + ["health"] * 3
+    + ["unauthorized", "empty_prompt", "unknown_type"]
+)
 EXPECTED = {"unauthorized": 401, "empty_prompt": 400, "unknown_type": 400}
 HIT_POOL = 50
 BATCH_ROWS = 5
@@ -91,12 +96,24 @@ def unintended(traffic: Traffic, results: list[Result]) -> Counter[str]:
     return wrong
 
 
-def run(worker_class: str, requests: int, concurrency: int, latency_ms: float, warmup: int,
-        extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+def run(
+    worker_class: str,
+    requests: int,
+    concurrency: int,
+    latency_ms: float,
+    warmup: int,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One measured run; returns its figures (see the module docstring)."""
-    env = {"LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-load", "REQUEST_TIMEOUT": "30",
-           "CACHE_MAX_ENTRIES": str(CACHE_MAX_ENTRIES), "BATCH_CONCURRENCY": str(BATCH_ROWS),
-           "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"), **(extra_env or {})}
+    env = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-load",
+        "REQUEST_TIMEOUT": "30",
+        "CACHE_MAX_ENTRIES": str(CACHE_MAX_ENTRIES),
+        "BATCH_CONCURRENCY": str(BATCH_ROWS),
+        "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
+        **(extra_env or {}),
+    }
     with mock_llm(latency_ms=latency_ms) as mock_url:
         env["OPENAI_BASE_URL"] = mock_url + "/v1"
         with gunicorn_deployed(env, worker_class=worker_class) as server:
@@ -111,8 +128,11 @@ def run(worker_class: str, requests: int, concurrency: int, latency_ms: float, w
             workers = len(server.worker_pids())
     wrong = unintended(traffic, results)
     intended = Counter(traffic.kind(r.index) for r in results if traffic.kind(r.index) in EXPECTED)
-    by_kind = {kind: summarise([r for r in results if traffic.kind(r.index) == kind], summary["wall_s"])
-               for kind in dict.fromkeys(KINDS) if kind not in EXPECTED}
+    by_kind = {
+        kind: summarise([r for r in results if traffic.kind(r.index) == kind], summary["wall_s"])
+        for kind in dict.fromkeys(KINDS)
+        if kind not in EXPECTED
+    }
     return {
         "worker_class": worker_class,
         "workers": workers,
@@ -131,8 +151,11 @@ def run(worker_class: str, requests: int, concurrency: int, latency_ms: float, w
         "unintended_errors": sum(wrong.values()),
         "unintended_by_kind": dict(wrong),
         "latency_by_kind_ms": {k: {"p50": v["p50_ms"], "p99": v["p99_ms"]} for k, v in by_kind.items()},
-        "rss_workers_mb": {"after_warmup": round(rss_start, 1), "end": round(rss_end, 1),
-                           "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1)},
+        "rss_workers_mb": {
+            "after_warmup": round(rss_start, 1),
+            "end": round(rss_end, 1),
+            "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1),
+        },
     }
 
 
@@ -164,17 +187,30 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--warmup", type=int, default=5_000)
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra setting for the server, e.g. CACHE_URL=memory:// (repeatable)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for the server, e.g. CACHE_URL=memory:// (repeatable)",
+    )
     parser.add_argument("--out", default="loadtest.json", help="file name under scripts/results/")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     classes = ["gevent", "gthread"] if args.worker_class == "both" else [args.worker_class]
-    results = [run(wc, args.requests, args.concurrency, args.latency_ms, args.warmup, extra)
-               for wc in classes]
+    results = [
+        run(wc, args.requests, args.concurrency, args.latency_ms, args.warmup, extra) for wc in classes
+    ]
     print(table(results))
-    path = write_json(args.out, {"machine": platform.platform(), "cpus": os.cpu_count(),
-                                 "when": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results})
+    path = write_json(
+        args.out,
+        {
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "results": results,
+        },
+    )
     print(f"\nwrote {path}")
 
 

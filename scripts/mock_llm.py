@@ -35,7 +35,11 @@ NEGATIVE = ("angry", "unacceptable", "terrible", "furious", "disappointed", "wor
 POSITIVE = ("thank", "great", "excellent", "love", "happy")
 MODES = ("ok", "garbage", "wrong_schema", "drop", "hang")
 DEFAULTS: dict[str, Any] = {
-    "latency_ms": 0.0, "status": None, "retry_after": None, "mode": "ok", "fail_times": None,
+    "latency_ms": 0.0,
+    "status": None,
+    "retry_after": None,
+    "mode": "ok",
+    "fail_times": None,
 }
 # status -> (OpenAI error type, OpenAI code, Anthropic error type); others: 4xx/5xx fallbacks.
 ERRORS = {
@@ -85,9 +89,13 @@ def answer(system: str, user: str) -> str:
     """The deterministic reply: the task is read from the system prompt (else the user text)."""
     task, low = (system or user).lower(), user.lower()
     if "sentiment" in task:
-        label, score = (("negative", -0.7) if any(w in low for w in NEGATIVE)
-                        else ("positive", 0.8) if any(w in low for w in POSITIVE)
-                        else ("neutral", 0.0))
+        label, score = (
+            ("negative", -0.7)
+            if any(w in low for w in NEGATIVE)
+            else ("positive", 0.8)
+            if any(w in low for w in POSITIVE)
+            else ("neutral", 0.0)
+        )
         return json.dumps({"label": label, "score": score})
     if "keywords" in task:
         words = dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", low) if len(w) >= 5)
@@ -151,8 +159,12 @@ class State:
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            return {"calls": self.calls, "by_path": dict(self.by_path),
-                    "by_prompt": dict(self.by_prompt), "config": dict(self.config)}
+            return {
+                "calls": self.calls,
+                "by_path": dict(self.by_path),
+                "by_prompt": dict(self.by_prompt),
+                "config": dict(self.config),
+            }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -165,12 +177,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None,
-              cut: bool = False) -> None:
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, cut: bool = False) -> None:
         """Write the whole response in one syscall; ``cut`` sends half the body then resets."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        head = (f"HTTP/1.1 {status} {self.responses.get(status, ('Error',))[0]}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
+        head = (
+            f"HTTP/1.1 {status} {self.responses.get(status, ('Error',))[0]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        )
         head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         if self.close_connection:
             head += "Connection: close\r\n"
@@ -180,14 +193,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _error(self, style: str, status: int, message: str,
-               headers: dict[str, str] | None = None) -> None:
-        fallback = ("server_error", "server_error", "api_error") if status >= 500 else (
-            "invalid_request_error", "invalid_request", "invalid_request_error")
+    def _error(self, style: str, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        fallback = (
+            ("server_error", "server_error", "api_error")
+            if status >= 500
+            else ("invalid_request_error", "invalid_request", "invalid_request_error")
+        )
         oa_type, oa_code, an_type = ERRORS.get(status, fallback)
-        body = ({"type": "error", "error": {"type": an_type, "message": message}}
-                if style == "anthropic" else
-                {"error": {"message": message, "type": oa_type, "param": None, "code": oa_code}})
+        body = (
+            {"type": "error", "error": {"type": an_type, "message": message}}
+            if style == "anthropic"
+            else {"error": {"message": message, "type": oa_type, "param": None, "code": oa_code}}
+        )
         self._send(status, body, headers)
 
     def _wait(self, seconds: float) -> bool:
@@ -237,10 +254,16 @@ class Handler(BaseHTTPRequestHandler):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return self._error(style, 400, "messages: must be a non-empty list")
-        system = text_of(body.get("system")) if style == "anthropic" else "\n".join(
-            text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
-        raw_user = next((text_of(m.get("content")) for m in reversed(messages)
-                         if m.get("role") == "user"), "")
+        system = (
+            text_of(body.get("system"))
+            if style == "anthropic"
+            else "\n".join(
+                text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+            )
+        )
+        raw_user = next(
+            (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+        )
         key = hashlib.sha256(raw_user.encode()).hexdigest()[:16]
         cfg, call_no, nth = self.server.state.record(path, key)
         found, user = parse_directives(raw_user)
@@ -252,7 +275,8 @@ class Handler(BaseHTTPRequestHandler):
         retry_after = found.get("retry_after", cfg["retry_after"])
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         if not self._wait(found.get("delay", cfg["latency_ms"] / 1000)) or (
-                mode == "hang" and not self._wait(3600)):
+            mode == "hang" and not self._wait(3600)
+        ):
             self.close_connection = True
             return None
         if body.get("stream"):
@@ -260,7 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         if status is not None and status >= 400:
             return self._error(style, status, f"mock: simulated HTTP {status}", headers)
         if mode == "garbage":
-            return self._send(200, b"<html>upstream garbage, not JSON {\"choices\": [", headers)
+            return self._send(200, b'<html>upstream garbage, not JSON {"choices": [', headers)
         if mode == "wrong_schema":
             return self._send(200, {"hello": "world"}, headers)
         content = found["reply"] if "reply" in found else answer(system, user)
@@ -270,18 +294,35 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model") or "mock-model"
         if style == "anthropic":
             reply: dict[str, Any] = {
-                "id": f"msg_mock{call_no}", "type": "message", "role": "assistant",
-                "model": model, "content": [{"type": "text", "text": content}],
-                "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": usage_in, "output_tokens": usage_out}}
+                "id": f"msg_mock{call_no}",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": content}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
+            }
         else:
             reply = {
-                "id": f"chatcmpl-mock{call_no}", "object": "chat.completion",
-                "created": int(time.time()), "model": model, "choices": [{
-                    "index": 0, "finish_reason": "stop", "logprobs": None,
-                    "message": {"role": "assistant", "content": content, "refusal": None}}],
-                "usage": {"prompt_tokens": usage_in, "completion_tokens": usage_out,
-                          "total_tokens": usage_in + usage_out}}
+                "id": f"chatcmpl-mock{call_no}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": usage_in,
+                    "completion_tokens": usage_out,
+                    "total_tokens": usage_in + usage_out,
+                },
+            }
         return self._send(200, reply, headers, cut=mode == "drop")
 
 
@@ -327,8 +368,9 @@ class MockServer(ThreadingHTTPServer):
 class MockLLM:
     """In-process handle: ``with MockLLM() as mock:`` serves on a free port in a thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0, verbose: bool = False
+    ) -> None:
         self.host, self.port, self.verbose = host, port, verbose
         self.state = State(latency_ms)
         self._server: MockServer | None = None
@@ -351,8 +393,9 @@ class MockLLM:
         if self._server is None:
             self._server = MockServer((self.host, self.port), self.state, self.verbose)
             self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            name=f"mock-llm-{self.port}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), name=f"mock-llm-{self.port}", daemon=True
+            )
             self._thread.start()
         return self
 

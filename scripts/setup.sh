@@ -9,12 +9,17 @@ mode="${1:-run}"
 PY="${PYTHON:-python3}"
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=".venv/.installed-$mode-$(cat pyproject.toml | sha1sum | cut -c1-12)"
+# Python packages come at the versions of requirements/lock.txt, the ones CI ran with (refresh it
+# with the command at its top). It locks the dev extra: `dev` installs all of it, `run` only the
+# server's share, the lock acting as constraints. One resolve with the project itself, so a lock
+# that contradicts pyproject.toml fails here instead of installing the wrong version.
+lock=requirements/lock.txt
+stamp=".venv/.installed-$mode-$(cat pyproject.toml "$lock" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  extra="server"; [ "$mode" = dev ] && extra="dev"
-  echo "Installing Python packages into .venv (.[$extra]) ..."
-  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/pip install -q -e ".[$extra]"; } \
-      > .venv/pip.log 2>&1; then
+  if [ "$mode" = dev ]; then extra="dev" pins="-r"; else extra="server" pins="-c"; fi
+  echo "Installing Python packages into .venv (.[$extra], versions from $lock) ..."
+  if ! { .venv/bin/python -m pip install -q --upgrade pip \
+         && .venv/bin/pip install -q "$pins" "$lock" -e ".[$extra]"; } > .venv/pip.log 2>&1; then
     cat .venv/pip.log; exit 1
   fi
   touch "$stamp"

@@ -34,7 +34,12 @@ def gunicorn_config(env: dict[str, str], cwd: Path = ROOT) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     out = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--print-config", "-c", str(CONF), "wsgi:application"],
-        cwd=cwd, env={**keep, **env}, capture_output=True, text=True, timeout=60, check=True,
+        cwd=cwd,
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {name.strip(): value.strip() for name, value in pairs}
@@ -61,11 +66,19 @@ def test_gunicorn_conf_reads_the_apps_settings_and_env_file(tmp_path: Path) -> N
 
 
 def test_gunicorn_conf_follows_the_environment() -> None:
-    config = gunicorn_config({
-        "GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "3", "GUNICORN_THREADS": "16",
-        "REQUEST_TIMEOUT": "120", "BATCH_TIMEOUT": "40", "PORT": "8123", "HOST": "0.0.0.0",
-        "GUNICORN_ACCESSLOG": "-", "FORWARDED_ALLOW_IPS": "10.0.0.5",
-    })
+    config = gunicorn_config(
+        {
+            "GUNICORN_WORKER_CLASS": "gthread",
+            "GUNICORN_WORKERS": "3",
+            "GUNICORN_THREADS": "16",
+            "REQUEST_TIMEOUT": "120",
+            "BATCH_TIMEOUT": "40",
+            "PORT": "8123",
+            "HOST": "0.0.0.0",
+            "GUNICORN_ACCESSLOG": "-",
+            "FORWARDED_ALLOW_IPS": "10.0.0.5",
+        }
+    )
     assert (config["worker_class"], config["workers"], config["threads"]) == ("gthread", "3", "16")
     assert int(config["timeout"]) > 120 and int(config["graceful_timeout"]) >= 120
     assert config["bind"] == "['0.0.0.0:8123']"
@@ -78,21 +91,34 @@ def test_gunicorn_conf_follows_the_environment() -> None:
 @pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
 def test_sigterm_lets_the_request_in_flight_finish(mock: MockLLM, tmp_path: Path, worker_class: str) -> None:
     access_log = tmp_path / "access.log"
-    env = {"LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": mock.openai_base_url,
-           "GUNICORN_WORKERS": "1", "GUNICORN_ACCESSLOG": str(access_log)}
+    env = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": mock.openai_base_url,
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_ACCESSLOG": str(access_log),
+    }
     headers = {"Content-Type": "application/json"}
     with benchlib.gunicorn_deployed(env, worker_class=worker_class) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        conn.request("POST", f"/api/v1/webhook?api_token={benchlib.TOKEN}",
-                     json.dumps({"prompt": "Fast one. Thanks."}), headers)
+        conn.request(
+            "POST",
+            f"/api/v1/webhook?api_token={benchlib.TOKEN}",
+            json.dumps({"prompt": "Fast one. Thanks."}),
+            headers,
+        )
         assert conn.getresponse().status == 200
         conn.close()  # an idle keep-alive connection would hold a gevent worker for KEEPALIVE s
         slow: dict[str, object] = {}
 
         def in_flight() -> None:
             c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            c.request("POST", "/api/v1/webhook", json.dumps({"prompt": "[[mock:delay=2]] Slow one. Ok."}),
-                      {**headers, "X-API-Token": benchlib.TOKEN})
+            c.request(
+                "POST",
+                "/api/v1/webhook",
+                json.dumps({"prompt": "[[mock:delay=2]] Slow one. Ok."}),
+                {**headers, "X-API-Token": benchlib.TOKEN},
+            )
             response = c.getresponse()
             slow["status"], slow["body"] = response.status, response.read()
 
@@ -143,8 +169,11 @@ print(json.dumps({"health": health.json, "ok": ok.status_code, "denied": denied.
 def test_pythonanywhere_wsgi_file_imports_the_app(tmp_path: Path) -> None:
     project = tmp_path / "home" / "you" / "flaskllm"
     shutil.copytree(ROOT / "backend", project / "backend", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "office-addin", project / "office-addin",
-                    ignore=shutil.ignore_patterns("node_modules", "tests", "tools"))
+    shutil.copytree(
+        ROOT / "office-addin",
+        project / "office-addin",
+        ignore=shutil.ignore_patterns("node_modules", "tests", "tools"),
+    )
     shutil.copy(ROOT / "wsgi.py", project / "wsgi.py")
     token = "pa-token-0123456789-abcdefghijklmnopqrstuvwxyz"
     (project / ".env").write_text(  # step 4 of the spec, with the offline provider
@@ -157,8 +186,14 @@ def test_pythonanywhere_wsgi_file_imports_the_app(tmp_path: Path) -> None:
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home" / "you")}
-    out = subprocess.run([sys.executable, "-c", PA_CHECK, str(wsgi_file), token], cwd=elsewhere, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PA_CHECK, str(wsgi_file), token],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["backend"].startswith(str(project))  # the clone's code, not this checkout's

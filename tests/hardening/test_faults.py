@@ -59,6 +59,7 @@ def code(response: Any) -> str:
 
 # --- the provider --------------------------------------------------------------------------
 
+
 @pytest.mark.timeout(20)
 def test_provider_unreachable_then_back(make_app: Callable[..., Flask], mock: MockLLM) -> None:
     client = make_app(request_timeout=3).test_client()
@@ -198,9 +199,16 @@ def test_sqlite_file_deleted_while_serving(two_workers: Workers) -> None:
 def test_sqlite_file_locked_by_another_process(two_workers: Workers) -> None:
     first, second, path, _ = two_workers
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
-         " c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+            " c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -232,6 +240,7 @@ def test_sqlite_file_corrupted_while_serving(two_workers: Workers) -> None:
 
 # --- Redis (cache and rate limits) ----------------------------------------------------------
 
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     if redis_server_binary() is None:
@@ -247,8 +256,14 @@ def test_redis_killed_mid_run_and_restarted(
 ) -> None:
     limit = 30
     first, second = (
-        client_of(make_app(cache_url=redis_server.url, rate_limit_storage_uri=redis_server.url,
-                           rate_limit_enabled=True, rate_limit=limit))
+        client_of(
+            make_app(
+                cache_url=redis_server.url,
+                rate_limit_storage_uri=redis_server.url,
+                rate_limit_enabled=True,
+                rate_limit=limit,
+            )
+        )
         for _ in range(2)
     )
     store = redis.Redis.from_url(redis_server.url)

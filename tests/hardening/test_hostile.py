@@ -65,6 +65,7 @@ def post(live: Live, body: bytes, **headers: str) -> bytes:
 
 # --- bytes on the wire --------------------------------------------------------------------
 
+
 @pytest.mark.timeout(20)
 def test_content_length_smaller_than_the_body(live: Live) -> None:
     body = b'{"prompt": "Hello there. This is a fine e-mail."}'
@@ -125,6 +126,7 @@ def test_still_serving_after_the_abuse(live: Live) -> None:
 
 # --- bodies at and over the limits --------------------------------------------------------
 
+
 @pytest.fixture
 def small() -> FlaskClient:
     return create_app(make_settings(**SMALL)).test_client()
@@ -141,8 +143,10 @@ def test_largest_valid_body_fits_and_one_byte_more_does_not(small: FlaskClient) 
     """MAX_CONTENT_LENGTH admits a full batch of full prompts written as \\u escapes."""
     limit = small.application.config["MAX_CONTENT_LENGTH"]
     prompt = "\U0001f600" * 48 + ". "  # an emoji is a surrogate pair: 12 bytes escaped
-    items = [{"id": f"row-{i}", "prompt": prompt, "source": "email", "type": "summary", "language": "en"}
-             for i in range(3)]
+    items = [
+        {"id": f"row-{i}", "prompt": prompt, "source": "email", "type": "summary", "language": "en"}
+        for i in range(3)
+    ]
     body = json.dumps({"items": items, "defaults": {"type": "summary"}}, ensure_ascii=True).encode()
     assert len(body) <= limit
     ok = small.post("/api/v1/batch", data=body, headers=JSON_AUTH)
@@ -163,6 +167,7 @@ def test_batch_at_and_over_max_items(small: FlaskClient) -> None:
 
 # --- malformed JSON and odd values --------------------------------------------------------
 
+
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("path", ["/api/v1/webhook", "/api/v1/batch"])
 @pytest.mark.parametrize(
@@ -178,8 +183,17 @@ def test_batch_at_and_over_max_items(small: FlaskClient) -> None:
         b"\xff\xfe{}",
         b'{"prompt": "x"',
     ],
-    ids=["deep-array", "deep-value", "deep-objects", "5000-digits", "nan", "infinity", "raw-nul",
-         "not-utf8", "truncated"],
+    ids=[
+        "deep-array",
+        "deep-value",
+        "deep-objects",
+        "5000-digits",
+        "nan",
+        "infinity",
+        "raw-nul",
+        "not-utf8",
+        "truncated",
+    ],
 )
 def test_malformed_json_is_a_400(client: FlaskClient, path: str, body: bytes) -> None:
     response = client.post(path, data=body, headers=JSON_AUTH)
@@ -206,9 +220,11 @@ def test_odd_values_are_invalid_input(client: FlaskClient, body: bytes, fragment
 
 
 def test_odd_rows_fail_alone_and_every_row_is_answered(client: FlaskClient) -> None:
-    body = (b'{"items": [{"prompt": "Fine row. Thanks.", "id": "\\ud800"}, {"prompt": "x", "id": 1e400},'
-            b' {"prompt": "\\ud800"}, {"prompt": "ok \\ud83d\\ude00. Done.", "id": ' + b"9" * 4000 + b"},"
-            b' null, "text", {"prompt": "a\\u0000"}]}')
+    body = (
+        b'{"items": [{"prompt": "Fine row. Thanks.", "id": "\\ud800"}, {"prompt": "x", "id": 1e400},'
+        b' {"prompt": "\\ud800"}, {"prompt": "ok \\ud83d\\ude00. Done.", "id": ' + b"9" * 4000 + b"},"
+        b' null, "text", {"prompt": "a\\u0000"}]}'
+    )
     response = client.post("/api/v1/batch", data=body, headers=JSON_AUTH)
     assert response.status_code == 200, response.data
     results = json.loads(response.data)  # strict: the answer is valid JSON
@@ -245,6 +261,7 @@ def test_rtl_and_emoji_text_succeeds(make_app: Callable[..., Flask], provider: s
 
 # --- the token stays out of the logs -------------------------------------------------------
 
+
 def test_query_token_is_in_no_log_record(caplog: pytest.LogCaptureFixture, client: FlaskClient) -> None:
     wrong = "wrong-token-in-the-url-0123456789"
     with caplog.at_level(logging.DEBUG):
@@ -264,15 +281,27 @@ def test_query_token_is_in_no_log_record(caplog: pytest.LogCaptureFixture, clien
 def test_dev_server_logs_no_query_string(tmp_path: Path) -> None:
     """`python -m backend`: neither werkzeug's access log nor the app's line shows ?api_token=."""
     port = benchlib.free_port()
-    env = {"PATH": os.environ.get("PATH", ""), "ENVIRONMENT": "development", "API_TOKEN": TOKEN,
-           "LLM_PROVIDER": "local", "PORT": str(port), "CACHE_URL": "memory://", "LOG_LEVEL": "DEBUG"}
-    proc = subprocess.Popen([sys.executable, "-m", "backend"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "ENVIRONMENT": "development",
+        "API_TOKEN": TOKEN,
+        "LLM_PROVIDER": "local",
+        "PORT": str(port),
+        "CACHE_URL": "memory://",
+        "LOG_LEVEL": "DEBUG",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         benchlib.wait_http(port, "/api/v1/health")
         base = f"http://127.0.0.1:{port}"
-        assert requests.post(f"{base}/api/v1/webhook?api_token={TOKEN}", json={"prompt": "Hi. Ok."},
-                             timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{base}/api/v1/webhook?api_token={TOKEN}", json={"prompt": "Hi. Ok."}, timeout=10
+            ).status_code
+            == 200
+        )
         assert requests.get(f"{base}/api/v1/missing?api_token={TOKEN}", timeout=10).status_code == 404
         assert requests.get(f"{base}/addin/nothing?api_token={TOKEN}", timeout=10).status_code == 404
         for line in (f"GET /api/v1/health?api_token={TOKEN} HTTP/1.1 x", f"GET /?api_token={TOKEN} HTTP/9"):
@@ -290,6 +319,7 @@ def test_dev_server_logs_no_query_string(tmp_path: Path) -> None:
 
 # --- CORS -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("origin", ["https://evil.example.com", "null", "https://excel.example.com.evil.com"])
 def test_cors_echoes_only_configured_origins(origin: str) -> None:
     allowed = "https://excel.example.com"
@@ -298,9 +328,14 @@ def test_cors_echoes_only_configured_origins(origin: str) -> None:
         headers = {"Origin": request_origin}
         ok = client.post("/api/v1/webhook", json={"prompt": "Hi. Fine."}, headers={**AUTH, **headers})
         denied = client.post("/api/v1/webhook", json={"prompt": "Hi."}, headers=headers)
-        preflight = client.options("/api/v1/webhook", headers={
-            **headers, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "X-API-Token, Content-Type"})
+        preflight = client.options(
+            "/api/v1/webhook",
+            headers={
+                **headers,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-API-Token, Content-Type",
+            },
+        )
         assert (ok.status_code, denied.status_code) == (200, 401)
         for response in (ok, denied, preflight):
             assert response.headers.get("Access-Control-Allow-Origin") == expected, request_origin

@@ -33,8 +33,10 @@ def provider_env(mock: MockLLM) -> dict[str, str]:
 
 
 def emails(n: int, tag: str) -> list[dict[str, Any]]:
-    return [{"id": f"A{i + 2}", "prompt": f"Mail {tag}-{i}: the delivery is late, please advise."}
-            for i in range(n)]
+    return [
+        {"id": f"A{i + 2}", "prompt": f"Mail {tag}-{i}: the delivery is late, please advise."}
+        for i in range(n)
+    ]
 
 
 def job_status(port: int, job_id: str) -> dict[str, Any]:
@@ -58,8 +60,12 @@ def every_result(port: int, job_id: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after: int | None = -1
     while after is not None:
-        page = requests.get(f"http://127.0.0.1:{port}/api/v1/jobs/{job_id}/results",
-                            params={"after": after, "limit": 1000}, headers=H, timeout=10).json()
+        page = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/jobs/{job_id}/results",
+            params={"after": after, "limit": 1000},
+            headers=H,
+            timeout=10,
+        ).json()
         rows += page["results"]
         after = page["next"]
     return rows
@@ -71,8 +77,12 @@ def test_kill_9_of_the_whole_server_loses_no_row(mock: MockLLM, tmp_path: Path) 
     items = emails(800, "kill")
     log = tmp_path / "server.log"
     with benchlib.gunicorn_shipped(provider_env(mock), str(tmp_path), log) as server:
-        resp = requests.post(f"http://127.0.0.1:{server.port}/api/v1/jobs", json={"items": items},
-                             headers={**H, "Idempotency-Key": "sheet-kill"}, timeout=30)
+        resp = requests.post(
+            f"http://127.0.0.1:{server.port}/api/v1/jobs",
+            json={"items": items},
+            headers={**H, "Idempotency-Key": "sheet-kill"},
+            timeout=30,
+        )
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job"]["id"]
         before = wait_until(server.port, job_id, 150, 60)
@@ -82,8 +92,12 @@ def test_kill_9_of_the_whole_server_loses_no_row(mock: MockLLM, tmp_path: Path) 
     time.sleep(1.0)  # whatever the dead workers had sent upstream has been answered by now
     in_flight = mock.calls() - calls_at_kill
     with benchlib.gunicorn_shipped(provider_env(mock), str(tmp_path), log) as server:
-        again = requests.post(f"http://127.0.0.1:{server.port}/api/v1/jobs", json={"items": items},
-                              headers={**H, "Idempotency-Key": "sheet-kill"}, timeout=30)
+        again = requests.post(
+            f"http://127.0.0.1:{server.port}/api/v1/jobs",
+            json={"items": items},
+            headers={**H, "Idempotency-Key": "sheet-kill"},
+            timeout=30,
+        )
         assert again.status_code == 200 and again.json()["job"]["id"] == job_id  # re-run attaches
         restarted = time.monotonic()
         job = wait_until(server.port, job_id, 800, 120)
@@ -109,8 +123,9 @@ def redis_url() -> Iterator[str]:
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 (owned by the process; closed with it)
-    return subprocess.Popen([sys.executable, "-m", "backend", "worker"], cwd=ROOT, env=env,
-                            stdout=out, stderr=out)
+    return subprocess.Popen(
+        [sys.executable, "-m", "backend", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out
+    )
 
 
 @pytest.mark.redis
@@ -126,8 +141,12 @@ def test_two_worker_processes_on_redis_share_one_job(mock: MockLLM, redis_url: s
     workers = [start_worker(worker_env, log) for log in logs]
     try:
         with benchlib.gunicorn_shipped(web_env, state) as server:
-            resp = requests.post(f"http://127.0.0.1:{server.port}/api/v1/jobs",
-                                 json={"items": emails(400, "redis")}, headers=H, timeout=30)
+            resp = requests.post(
+                f"http://127.0.0.1:{server.port}/api/v1/jobs",
+                json={"items": emails(400, "redis")},
+                headers=H,
+                timeout=30,
+            )
             assert resp.status_code == 202, resp.text
             job_id = resp.json()["job"]["id"]
             job = wait_until(server.port, job_id, 400, 90)
@@ -140,8 +159,11 @@ def test_two_worker_processes_on_redis_share_one_job(mock: MockLLM, redis_url: s
     assert len(rows) == 400 and all(r["ok"] for r in rows)
     chunks = []
     for log in logs:
-        done = [json.loads(line) for line in log.read_text().splitlines()
-                if line.startswith("{") and '"job chunk done"' in line]
+        done = [
+            json.loads(line)
+            for line in log.read_text().splitlines()
+            if line.startswith("{") and '"job chunk done"' in line
+        ]
         chunks.append(sum(d["rows"] for d in done if d["job"] == job_id))
     assert sum(chunks) == 400 and all(n > 0 for n in chunks), chunks  # both took rows
     assert codes == [0, 0]  # SIGTERM: a clean stop

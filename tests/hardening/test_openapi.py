@@ -30,10 +30,21 @@ from tests.conftest import TOKEN, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS: list[type[BaseModel]] = [
-    schemas.TaskOptions, schemas.WebhookRequest, schemas.BatchItem, schemas.BatchRequest,
-    schemas.WebhookResponse, schemas.BatchResponse, schemas.BatchRowOk, schemas.BatchRowError,
-    schemas.BatchStats, schemas.ErrorResponse, schemas.ErrorBody, schemas.HealthResponse,
-    schemas.Usage, schemas.Sentiment, schemas.Entity,
+    schemas.TaskOptions,
+    schemas.WebhookRequest,
+    schemas.BatchItem,
+    schemas.BatchRequest,
+    schemas.WebhookResponse,
+    schemas.BatchResponse,
+    schemas.BatchRowOk,
+    schemas.BatchRowError,
+    schemas.BatchStats,
+    schemas.ErrorResponse,
+    schemas.ErrorBody,
+    schemas.HealthResponse,
+    schemas.Usage,
+    schemas.Sentiment,
+    schemas.Entity,
 ]
 
 
@@ -72,11 +83,19 @@ def test_every_route_is_documented_and_nothing_else(make_app: Callable[..., Flas
     app = make_app()
     spec = spec_of(app)
     assert gaps(app, spec) == []
-    routes = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()
-              if rule.rule.startswith(PREFIX + "/")}
+    routes = {
+        re.sub(r"<(\w+)>", r"{\1}", rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(PREFIX + "/")
+    }
     assert set(spec["paths"]) == routes
-    assert {"/api/v1/webhook", "/api/v1/batch", "/api/v1/health", "/api/v1/openapi.json",
-            "/api/v1/docs"} <= routes
+    assert {
+        "/api/v1/webhook",
+        "/api/v1/batch",
+        "/api/v1/health",
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+    } <= routes
 
 
 def test_a_new_route_without_docs_is_caught(make_app: Callable[..., Flask]) -> None:
@@ -96,7 +115,9 @@ def test_every_model_field_is_documented(local_client: Any, model: type[BaseMode
 
 
 def test_settings_limits_are_in_the_schemas() -> None:
-    app = create_app(make_settings(max_prompt_length=123, batch_max_items=7, public_url="https://llm.example.com/"))
+    app = create_app(
+        make_settings(max_prompt_length=123, batch_max_items=7, public_url="https://llm.example.com/")
+    )
     spec = spec_of(app)
     props = spec["components"]["schemas"]["WebhookRequest"]["properties"]
     assert props["prompt"]["maxLength"] == 123
@@ -140,8 +161,13 @@ def test_security_schemes_and_which_operations_need_a_token(make_app: Callable[.
                 assert str(ok.status_code) in op["responses"] and ok.status_code < 300, (path, ok.data)
             else:
                 assert response.status_code == 200, path
-    assert protected == {"/api/v1/webhook", "/api/v1/batch", "/api/v1/jobs", "/api/v1/jobs/{job_id}",
-                         "/api/v1/jobs/{job_id}/results"}
+    assert protected == {
+        "/api/v1/webhook",
+        "/api/v1/batch",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/jobs/{job_id}/results",
+    }
 
 
 def test_every_error_status_is_documented_with_the_error_schema(local_client: Any) -> None:
@@ -198,8 +224,11 @@ def test_real_errors_are_documented_and_match_the_schema(make_app: Callable[...,
             response = client.post("/api/v1/webhook", data=data, headers=headers)
         assert str(response.status_code) == status, (status, response.data)
         documented = responses[status]
-        errors = list(validator(spec, documented["content"]["application/json"]["schema"])
-                      .iter_errors(response.get_json()))
+        errors = list(
+            validator(spec, documented["content"]["application/json"]["schema"]).iter_errors(
+                response.get_json()
+            )
+        )
         assert errors == [], (status, errors)
         for name, header in documented.get("headers", {}).items():
             if header.get("required"):
@@ -228,11 +257,23 @@ def test_examples_are_valid_and_succeed(make_app: Callable[..., Flask]) -> None:
 
 
 def test_export_script_writes_what_the_server_serves(tmp_path: Path) -> None:
-    env = {"PATH": os.environ.get("PATH", ""), "ENVIRONMENT": "testing", "API_TOKEN": TOKEN,
-           "LLM_PROVIDER": "local", "MAX_PROMPT_LENGTH": "777", "PUBLIC_URL": "https://llm.example.com"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "ENVIRONMENT": "testing",
+        "API_TOKEN": TOKEN,
+        "LLM_PROVIDER": "local",
+        "MAX_PROMPT_LENGTH": "777",
+        "PUBLIC_URL": "https://llm.example.com",
+    }
     out = tmp_path / "openapi.json"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_openapi.py"), "--out", str(out)],
-                   cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "export_openapi.py"), "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     served = spec_of(create_app(make_settings(max_prompt_length=777, public_url="https://llm.example.com")))
     assert json.loads(out.read_text(encoding="utf-8")) == served
 

@@ -73,8 +73,18 @@ def test_a_job_runs_every_row_and_pages_its_results_in_order(jobs_app: Any, mock
     assert resp.status_code == 202
     job = resp.get_json()["job"]
     assert job["status"] in ("queued", "running") and job["total"] == 12
-    assert set(job) == {"id", "status", "total", "done", "succeeded", "failed", "cached",
-                        "created_at", "updated_at", "eta_seconds"}
+    assert set(job) == {
+        "id",
+        "status",
+        "total",
+        "done",
+        "succeeded",
+        "failed",
+        "cached",
+        "created_at",
+        "updated_at",
+        "eta_seconds",
+    }
     done = wait_done(client, job["id"])
     assert (done["status"], done["done"], done["succeeded"], done["failed"]) == ("done", 12, 10, 2)
     assert done["eta_seconds"] == 0

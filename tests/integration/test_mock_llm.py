@@ -120,14 +120,16 @@ def test_openai_completion_shape_and_usage(oai: openai.OpenAI) -> None:
 def test_task_types(oai: openai.OpenAI) -> None:
     text = "Alice from Contoso emailed Bob. Contoso needs the quarterly forecast tomorrow."
     assert json.loads(ask(oai, text, "Extract keywords as JSON")) == [
-        "quarterly", "forecast", "tomorrow", "contoso", "emailed",
+        "quarterly",
+        "forecast",
+        "tomorrow",
+        "contoso",
+        "emailed",
     ]
     assert json.loads(ask(oai, text, "Extract named entities")) == [
         {"text": n, "label": "MISC"} for n in ("Alice", "Contoso", "Bob")
     ]
-    assert ask(oai, text, "Summarize this") == (
-        "Summary: Alice from Contoso emailed Bob."
-    )
+    assert ask(oai, text, "Summarize this") == ("Summary: Alice from Contoso emailed Bob.")
     assert ask(oai, "Hallo", "Translate the text into de (ISO code)") == "[de] Hallo"
     assert ask(oai, "Hallo", "Translate, language code: fr") == "[fr] Hallo"
     assert ask(oai, "Hallo", "Translate it please") == "[??] Hallo"
@@ -144,13 +146,16 @@ def test_path_without_v1_prefix(mock: MockLLM) -> None:
 
 def test_anthropic_message(ant: anthropic.Anthropic) -> None:
     reply = ant.messages.create(
-        model="claude-x", max_tokens=20, system="Extract keywords",
+        model="claude-x",
+        max_tokens=20,
+        system="Extract keywords",
         messages=[{"role": "user", "content": "Budget review"}],
     )
     assert (reply.type, reply.role, reply.model) == ("message", "assistant", "claude-x")
     assert reply.stop_reason == "end_turn"
     assert reply.content[0].type == "text" and json.loads(reply.content[0].text) == [
-        "budget", "review",
+        "budget",
+        "review",
     ]
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (4, 2)
     blocks = [{"type": "text", "text": "Rate the sentiment"}]
@@ -184,7 +189,9 @@ def test_directive_is_stripped_and_reply(oai: openai.OpenAI) -> None:
     ],
 )
 def test_status_directive(
-    oai: openai.OpenAI, ant: anthropic.Anthropic, status: int,
+    oai: openai.OpenAI,
+    ant: anthropic.Anthropic,
+    status: int,
     oai_exc: type[openai.APIStatusError],
     ant_exc: type[anthropic.APIStatusError],
 ) -> None:
@@ -298,9 +305,7 @@ def test_control_endpoints(oai: openai.OpenAI, mock: MockLLM) -> None:
 def test_concurrent_requests(oai: openai.OpenAI, mock: MockLLM) -> None:
     mock.configure(latency_ms=200)
     results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda i=i: results.append(ask(oai, f"n{i}"))) for i in range(64)
-    ]
+    threads = [threading.Thread(target=lambda i=i: results.append(ask(oai, f"n{i}"))) for i in range(64)]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -353,7 +358,9 @@ def test_stop_releases_hanging_requests() -> None:
 def test_cli_prints_url_and_exits_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "scripts/mock_llm.py", "--port", "0", "--latency-ms", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -124,9 +124,7 @@ def test_redis_rate_limit_is_shared_by_two_apps(make_app: Callable[..., Flask], 
     assert ask(worker2, token=OTHER_TOKEN).status_code == 200  # a token's budget, not a global one
 
 
-def test_redis_rate_limit_counts_requests_across_apps(
-    make_app: Callable[..., Flask], redis_url: str
-) -> None:
+def test_redis_rate_limit_counts_requests_across_apps(make_app: Callable[..., Flask], redis_url: str) -> None:
     settings = {"rate_limit_enabled": True, "rate_limit": 3, "rate_limit_storage_uri": redis_url}
     worker1 = make_app(**settings).test_client()
     worker2 = make_app(**settings).test_client()

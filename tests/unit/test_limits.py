@@ -18,8 +18,9 @@ def test_the_key_is_a_hash_of_a_valid_token_or_the_address() -> None:
     app = limited_app()
     with app.test_request_context("/api/v1/webhook", headers={"X-API-Token": TOKEN}):
         assert rate_key() == f"token:{client_id(TOKEN)}" and TOKEN not in rate_key()
-    with app.test_request_context("/api/v1/webhook", headers={"X-API-Token": "wrong"},
-                                  environ_base={"REMOTE_ADDR": "10.1.2.3"}):
+    with app.test_request_context(
+        "/api/v1/webhook", headers={"X-API-Token": "wrong"}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    ):
         assert rate_key() == "addr:10.1.2.3"
 
 

@@ -107,8 +107,12 @@ def test_waiters_are_served_by_priority_then_arrival() -> None:
         budget.release(succeeded=True)
 
     threads = []
-    for name, priority in (("job row 7", job_priority(10.0, 7)), ("job row 2", job_priority(10.0, 2)),
-                           ("newer job", job_priority(20.0, 0)), ("excel", INTERACTIVE)):
+    for name, priority in (
+        ("job row 7", job_priority(10.0, 7)),
+        ("job row 2", job_priority(10.0, 2)),
+        ("newer job", job_priority(20.0, 0)),
+        ("excel", INTERACTIVE),
+    ):
         threads.append(threading.Thread(target=wait_for_slot, args=(name, priority)))
         threads[-1].start()
         while budget.snapshot()["provider_waiting"] < len(threads):

@@ -317,8 +317,11 @@ def fake_openai_client(body: Any) -> Any:
 
 
 def test_openai_answer_is_read() -> None:
-    body = {"model": "gpt-x", "choices": [{"message": {"content": "hello"}}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    body = {
+        "model": "gpt-x",
+        "choices": [{"message": {"content": "hello"}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
     client = fake_openai_client(body)
     provider = OpenAIProvider(client, "gpt-4", 0)
     assert provider.complete(JOB, 5) == Completion(text="hello", model="gpt-x", usage=Usage(3, 1))

@@ -20,8 +20,12 @@ from tests.fakes.provider import FakeProvider
 
 def service(provider: FakeProvider | None = None, **settings: Any) -> Service:
     config = make_settings(**settings)
-    return Service(config, provider or FakeProvider(), load_templates(None),
-                   ResponseCache(None, ttl=3600, max_entries=1000))
+    return Service(
+        config,
+        provider or FakeProvider(),
+        load_templates(None),
+        ResponseCache(None, ttl=3600, max_entries=1000),
+    )
 
 
 def rows(*texts: str) -> list[dict[str, Any]]:
@@ -46,8 +50,13 @@ def test_batch_rows_in_order_duplicates_once_bad_rows_alone() -> None:
     assert [r["ok"] for r in results] == [True, True, True, False, False]
     assert results[2]["summary"] == results[0]["summary"] and results[2]["usage"]["input_tokens"] == 0
     assert sorted(fake.prompts()) == ["a one.", "b two."]
-    assert answer["stats"] == {"total": 5, "succeeded": 3, "failed": 2, "cached": 0,
-                               "usage": {"input_tokens": 4, "output_tokens": 6}}
+    assert answer["stats"] == {
+        "total": 5,
+        "succeeded": 3,
+        "failed": 2,
+        "cached": 0,
+        "usage": {"input_tokens": 4, "output_tokens": 6},
+    }
 
 
 def test_provider_errors_fail_their_row_and_are_not_cached() -> None:
@@ -64,8 +73,10 @@ def test_identical_rows_of_concurrent_batches_are_computed_once() -> None:
     fake.gate = threading.Event()
     svc = service(fake)
     answers: list[dict[str, Any]] = []
-    batches = [threading.Thread(target=lambda: answers.append(svc.process_batch(rows("same."), {})))
-               for _ in range(3)]
+    batches = [
+        threading.Thread(target=lambda: answers.append(svc.process_batch(rows("same."), {})))
+        for _ in range(3)
+    ]
     for thread in batches:
         thread.start()
     time.sleep(0.2)
@@ -117,8 +128,13 @@ def test_an_aborted_pace_cancels_rows_as_they_get_a_slot() -> None:
 
 def test_a_shared_budget_is_used_as_given() -> None:
     budget = ProviderBudget(4)
-    svc = Service(make_settings(), FakeProvider(), load_templates(None),
-                  ResponseCache(None, ttl=0, max_entries=0), budget)
+    svc = Service(
+        make_settings(),
+        FakeProvider(),
+        load_templates(None),
+        ResponseCache(None, ttl=0, max_entries=0),
+        budget,
+    )
     svc.process(WebhookRequest(prompt="One."))
     assert svc.budget is budget and budget.snapshot()["provider_in_flight"] == 0
 

@@ -193,3 +193,10 @@ def test_max_content_length_fits_the_largest_valid_batch() -> None:
     # five rows of 100 characters, each escaped to 12 bytes, must fit
     assert settings.max_content_length >= 5 * 100 * 12
     assert settings.max_content_length < 5 * 100 * 12 * 2 + 10_000
+
+
+def test_python_m_backend_refuses_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.__main__ import main
+
+    assert main(["serve-forever"]) == 2
+    assert "usage: python -m backend [worker]" in capsys.readouterr().err
