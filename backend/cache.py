@@ -75,8 +75,11 @@ class SQLiteStore:
     reopened instead of writing into an unlinked inode forever.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 0.2) -> None:
         self.path = path
+        # Short by default: a cache that waits long on a lock would stall the request (and,
+        # under gevent, its whole worker); on timeout the cache answers from L1 instead.
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._generation = 0
         self._inode: int | None = None
@@ -85,8 +88,10 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=0.2, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=200")
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(

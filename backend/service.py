@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +60,17 @@ class Outcome:
     cached: bool
 
 
+def _thread_pool(workers: int) -> Executor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+
+
 class Service:
-    """Processes items with one provider, one cache and one set of templates per app."""
+    """Processes items with one provider, one cache and one set of templates per app.
+
+    Seams for tests, so none has to patch this module: `clock` (monotonic seconds, also
+    the budget's), `executor(workers)` (where a batch's rows run) and `wait_for` (how the
+    batch waits for them, `concurrent.futures.wait`'s signature).
+    """
 
     def __init__(
         self,
@@ -70,12 +79,19 @@ class Service:
         templates: dict[str, Template],
         cache: ResponseCache,
         budget: ProviderBudget | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        executor: Callable[[int], Executor] = _thread_pool,
+        wait_for: Callable[..., tuple[set[Future[Any]], set[Future[Any]]]] = wait,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.templates = templates
         self.cache = cache
-        self.budget = budget or ProviderBudget(settings.provider_concurrency)
+        self.clock = clock
+        self.executor = executor
+        self.wait_for = wait_for
+        self.budget = budget or ProviderBudget(settings.provider_concurrency, clock=clock)
         self._flights: dict[str, Future[Outcome]] = {}
         self._flights_lock = threading.Lock()
 
@@ -123,13 +139,13 @@ class Service:
             if flight is None:
                 flight = self._flights[key] = Future()
         if not leader:
-            wait_for = self.settings.request_timeout if deadline is None else deadline - time.monotonic()
+            wait_for = self.settings.request_timeout if deadline is None else deadline - self.clock()
             try:
                 outcome: Outcome = flight.result(timeout=max(0.0, wait_for))
             except FutureTimeout:
                 raise DeadlineExceeded() if deadline is not None else ProviderBusy() from None
             except DeadlineExceeded:  # the first caller's own deadline, not ours: try ourselves
-                if deadline is not None and deadline <= time.monotonic():
+                if deadline is not None and deadline <= self.clock():
                     raise
                 return self._compute(item, key, deadline, pace)
             return Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
@@ -164,7 +180,7 @@ class Service:
             self.settings.max_output_tokens,
         )
         # The wait for a provider slot counts against the same time as the call itself.
-        ends = time.monotonic() + self.settings.request_timeout
+        ends = self.clock() + self.settings.request_timeout
         cut_by_deadline = deadline is not None and deadline < ends
         if deadline is not None:
             ends = min(ends, deadline)
@@ -174,7 +190,7 @@ class Service:
         try:
             if pace.abort is not None and pace.abort():  # e.g. its job was cancelled while it waited
                 raise RowCancelled()
-            left = ends - time.monotonic()
+            left = ends - self.clock()
             if left <= 0:
                 raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
             completion = self.provider.complete(job, left)
@@ -218,7 +234,7 @@ class Service:
         `pace` says where its rows queue for provider slots, and `pace.abort()` is asked when
         a row gets its slot: True fails the row as cancelled.
         """
-        deadline = time.monotonic() + (timeout or self.settings.batch_timeout)
+        deadline = self.clock() + (timeout or self.settings.batch_timeout)
         results: list[dict[str, Any] | None] = [None] * len(raw_items)
         pending: dict[str, list[int]] = {}  # cache key -> row indexes waiting for it
         items: dict[str, BatchItem] = {}
@@ -278,12 +294,12 @@ class Service:
         if not items:
             return outcomes
         workers = min(self.settings.provider_concurrency, len(items))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+        pool = self.executor(workers)
         try:
             futures = {
                 pool.submit(self._guarded, item, key, deadline, pace): key for key, item in items.items()
             }
-            done, _ = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            done, _ = self.wait_for(futures, timeout=max(0.0, deadline - self.clock()))
             for future in done:
                 outcomes[futures[future]] = future.result()
         finally:

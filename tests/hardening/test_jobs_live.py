@@ -73,7 +73,7 @@ def every_result(port: int, job_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(180)
 def test_kill_9_of_the_whole_server_loses_no_row(mock: MockLLM, tmp_path: Path) -> None:
-    mock.configure(latency_ms=50)
+    mock.configure(latency_ms=200)  # 800 rows take >= 2.5 s even on 64 slots: time to kill mid-job
     items = emails(800, "kill")
     log = tmp_path / "server.log"
     with benchlib.gunicorn_shipped(provider_env(mock), str(tmp_path), log) as server:

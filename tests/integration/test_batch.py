@@ -321,7 +321,7 @@ def test_deadline_cuts_slow_rows_and_keeps_fast_ones(make_app: Callable[..., Fla
 
 
 def test_row_cut_by_the_deadline_says_so_even_when_noticed_late(
-    make_app: Callable[..., Flask], mock: MockLLM, monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Flask], mock: MockLLM
 ) -> None:
     """The pool may notice the deadline after the row's own (deadline-capped) call gave up.
 
@@ -331,13 +331,12 @@ def test_row_cut_by_the_deadline_says_so_even_when_noticed_late(
     """
     import concurrent.futures
 
-    from backend import service as service_module
-
     def late_wait(futures: Any, timeout: float | None = None) -> Any:
         return concurrent.futures.wait(futures)  # every row ends by itself at the deadline
 
-    monkeypatch.setattr(service_module, "wait", late_wait)
-    client = make_app(batch_timeout=1.0, request_timeout=5, max_retries=0).test_client()
+    app = make_app(batch_timeout=1.0, request_timeout=5, max_retries=0)
+    app.extensions["flaskllm"].service.wait_for = late_wait  # the service's seam, no patching
+    client = app.test_client()
     rows = ok_batch(client, [{"prompt": "Fast. Yes."}, {"prompt": "Slow. [[mock:delay=3]]"}])["results"]
     assert rows[0]["ok"] is True
     assert rows[1]["ok"] is False

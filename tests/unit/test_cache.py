@@ -187,7 +187,9 @@ def test_sqlite_store_honours_ttl(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_from_many_threads(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "c.db")
+    # A generous lock wait: this is about a connection per thread, not about the short
+    # default timeout, which a loaded machine can exceed (the cache then falls back to L1).
+    store = SQLiteStore(tmp_path / "c.db", busy_timeout=10)
     errors: list[BaseException] = []
 
     def work(n: int) -> None:

@@ -143,3 +143,31 @@ def test_a_structured_result_skips_parsing() -> None:
     fake = FakeProvider().enqueue(Completion(text="", model="m", result=["a", "b"]))
     body = service(fake).process(WebhookRequest(prompt="Text.", type="keywords")).body
     assert body["result"] == ["a", "b"] and body["summary"] == "a, b"
+
+
+def test_the_clock_and_executor_seams_are_used() -> None:
+    """A batch runs on the injected executor and reads the injected clock for its deadline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pools: list[int] = []
+    now = [1000.0]
+
+    def executor(workers: int) -> ThreadPoolExecutor:
+        pools.append(workers)
+        return ThreadPoolExecutor(max_workers=workers)
+
+    def clock() -> float:
+        return now[0]
+
+    fake = FakeProvider()
+    svc = Service(
+        make_settings(request_timeout=7),
+        fake,
+        load_templates(None),
+        ResponseCache(None, 3600, 1000),
+        clock=clock,
+        executor=executor,
+    )
+    assert svc.process_batch(rows("a.", "b.", "c."), {})["stats"]["succeeded"] == 3
+    assert pools == [3]
+    assert fake.timeouts == [7.0, 7.0, 7.0]  # the clock stood still: the whole timeout was left
