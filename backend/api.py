@@ -21,7 +21,7 @@ def state() -> Any:
     return current_app.extensions["flaskllm"]
 
 
-def _checker() -> Any:
+def token_checker() -> Any:
     return state().tokens
 
 
@@ -75,7 +75,7 @@ def health() -> Response:
 
 
 @bp.post("/webhook")
-@require_token(_checker)
+@require_token(token_checker)
 def webhook() -> Response:
     service = state().service
     item = validate(WebhookRequest, read_json(), service.validation_context)
@@ -88,7 +88,7 @@ def webhook() -> Response:
 
 
 @bp.post("/batch")
-@require_token(_checker)
+@require_token(token_checker)
 def batch() -> Response:
     service = state().service
     body = read_json()

@@ -61,6 +61,14 @@ def new_job_id(now: float) -> str:
     return f"{int(now):010x}{secrets.token_hex(8)}"
 
 
+def check_paging(after: int, limit: int) -> None:
+    """The paging arguments any job allows (the job's own length is checked by `results`)."""
+    if after < -1:
+        raise InvalidInput("after: must be -1 (from the start) or a row index")
+    if not 1 <= limit <= RESULTS_MAX_LIMIT:
+        raise InvalidInput(f"limit: must be between 1 and {RESULTS_MAX_LIMIT}")
+
+
 def rows_digest(items: list[Any], defaults: dict[str, Any]) -> str:
     """What an Idempotency-Key promises: these rows with these defaults."""
     return hashlib.sha256(_dumps({"items": items, "defaults": defaults})).hexdigest()
@@ -228,10 +236,9 @@ class JobStore:
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Finished rows with index > after, in order, stopping at the first unfinished one."""
         total, size = meta["total"], meta["chunk_size"]
-        if not -1 <= after < max(total, 1):
+        check_paging(after, limit)
+        if after >= total:
             raise InvalidInput(f"after: must be between -1 and {total - 1} (the last row index)")
-        if not 1 <= limit <= RESULTS_MAX_LIMIT:
-            raise InvalidInput(f"limit: must be between 1 and {RESULTS_MAX_LIMIT}")
         start = after + 1
         first, last = start // size, min(meta["chunks"] - 1, (start + limit - 1) // size)
         keys = [f"job:{meta['id']}:out:{c}" for c in range(first, last + 1)]

@@ -8,21 +8,15 @@ status and results reads have their own POLL_RATE_LIMIT (wired in create_app).
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from backend.api import read_json, state
+from backend.api import read_json, state, token_checker
 from backend.auth import require_token
 from backend.errors import InvalidInput, TooManyItems
-from backend.jobs import RESULTS_DEFAULT_LIMIT, RESULTS_MAX_LIMIT
+from backend.jobs import RESULTS_DEFAULT_LIMIT, check_paging
 from backend.schemas import JobRequest, validate
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
-
-
-def _checker() -> Any:
-    return state().tokens
 
 
 @bp.before_request
@@ -32,7 +26,7 @@ def _allow_sheet_sized_bodies() -> None:
 
 
 @bp.post("")
-@require_token(_checker)
+@require_token(token_checker)
 def submit() -> tuple[Response, int]:
     app_state = state()
     body = read_json()
@@ -54,22 +48,19 @@ def submit() -> tuple[Response, int]:
 
 
 @bp.get("/<job_id>")
-@require_token(_checker)
+@require_token(token_checker)
 def status(job_id: str) -> Response:
     store = state().jobs.store
     return jsonify(job=store.status(store.meta(g.client, job_id)))
 
 
 @bp.get("/<job_id>/results")
-@require_token(_checker)
+@require_token(token_checker)
 def results(job_id: str) -> Response:
     store = state().jobs.store
     after = _int_arg("after", -1)  # bad paging is a 400 whether or not the job exists
     limit = _int_arg("limit", RESULTS_DEFAULT_LIMIT)
-    if after < -1:
-        raise InvalidInput("after: must be -1 (from the start) or a row index")
-    if not 1 <= limit <= RESULTS_MAX_LIMIT:
-        raise InvalidInput(f"limit: must be between 1 and {RESULTS_MAX_LIMIT}")
+    check_paging(after, limit)
     meta = store.meta(g.client, job_id)
     rows, next_after = store.results(meta, after, limit)
     g.rows = len(rows)
@@ -77,7 +68,7 @@ def results(job_id: str) -> Response:
 
 
 @bp.delete("/<job_id>")
-@require_token(_checker)
+@require_token(token_checker)
 def cancel(job_id: str) -> Response:
     store = state().jobs.store
     return jsonify(job=store.cancel(store.meta(g.client, job_id)))

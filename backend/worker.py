@@ -179,7 +179,7 @@ class Consumer:
         self.threads = threads
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
-        self._last_purge = 0.0
+        self._last_purge = float("-inf")  # purge at the first tick
 
     @property
     def running(self) -> bool:
