@@ -11,7 +11,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from backend.auth import require_token
 from backend.errors import InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
-from backend.schemas import BatchRequest, WebhookRequest, validate
+from backend.schemas import MAX_COUNT, MAX_FIELDS, MAX_LABELS, BatchRequest, WebhookRequest, validate
 from backend.version import __version__
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -62,15 +62,26 @@ def _elapsed() -> float:
 
 @bp.get("/health")
 def health() -> Response:
-    settings = state().settings
+    settings, service = state().settings, state().service
     return jsonify(
         status="ok",
         version=__version__,
         environment=settings.environment.value,
-        provider=state().service.provider.name,
+        provider=service.provider.name,
         batch_max_items=settings.batch_max_items,
         job_max_items=settings.job_max_items,
         provider_concurrency=settings.provider_concurrency,
+        tasks=service.describe_tasks(),
+        models=list(service.models),
+        default_model=service.provider.model,
+        limits={
+            "max_prompt_length": settings.max_prompt_length,
+            "batch_max_items": settings.batch_max_items,
+            "job_max_items": settings.job_max_items,
+            "max_labels": MAX_LABELS,
+            "max_fields": MAX_FIELDS,
+            "max_count": MAX_COUNT,
+        },
     )
 
 

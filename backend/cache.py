@@ -45,10 +45,18 @@ def cache_key(
     source: str | None,
     template_version: int,
     prompt: str,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """sha256 over everything that changes the answer; whitespace differences do not."""
+    """sha256 over everything that changes the answer; whitespace differences do not.
+
+    `options` are the task's other inputs (instruction, labels, fields, count): each set
+    one is added by name, so a row without them keeps the key it always had.
+    """
     normalised = " ".join(prompt.split())
     parts = [provider, model, task, language or "", source or "", str(template_version), normalised]
+    for name, value in sorted((options or {}).items()):
+        if value is not None:
+            parts.append(f"{name}={json.dumps(value, ensure_ascii=False)}")
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -21,6 +21,7 @@ Exception tree (each carries `status`, `code`, a user-facing `message`, optional
     ├── RateLimited              429 rate_limited          with Retry-After
     ├── InternalError            500 internal_error        a bug; logged with traceback, never shown
     ├── ProviderError            502 provider_error        provider failed, refused the key, answered garbage
+    │   └── InvalidAnswer        502 invalid_answer        a label outside the row's labels, a missing field
     ├── ProviderTimeout          504 provider_timeout      provider slower than REQUEST_TIMEOUT
     ├── ProviderBusy             503 provider_busy         no provider slot came free within REQUEST_TIMEOUT
     └── DeadlineExceeded         504 deadline_exceeded     batch row unfinished at BATCH_TIMEOUT
@@ -145,6 +146,13 @@ class InternalError(APIError):
 
 class ProviderError(UpstreamError):
     status, code, message = 502, "provider_error", "The LLM provider failed."
+
+
+class InvalidAnswer(ProviderError):
+    """The model answered, but not within the row's constraints (a label outside the
+    labels, a missing field): a row error, never passed on as a valid result."""
+
+    status, code, message = 502, "invalid_answer", "The LLM's answer did not fit the task."
 
 
 class ProviderTimeout(UpstreamError):

@@ -25,6 +25,8 @@ from pydantic.json_schema import models_json_schema
 from backend.errors import APIError, ClientError, UpstreamError
 from backend.schemas import (
     ISO_639_1,
+    MAX_FIELD_LENGTH,
+    MAX_LABEL_LENGTH,
     BatchItem,
     BatchRequest,
     BatchResponse,
@@ -43,6 +45,7 @@ REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"ApiTokenHeader": []}, {"BearerToken": []}, {"ApiTokenQuery": []}]
 # A prompt: not blank, no NUL (the validator's rules, as a regex a fuzzer can satisfy).
 PROMPT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+NO_NUL_PATTERN = r"^[^\u0000]*$"
 # ISO 639-1 as a pattern, not an enum: same set, but fuzzers and docs do not list 184 values.
 LANGUAGE_PATTERN = "^(" + "|".join(sorted(ISO_639_1)) + ")$"
 
@@ -167,9 +170,18 @@ def error_codes() -> dict[int, list[str]]:
 
 
 def schemas_for(
-    task_types: list[str], max_prompt_length: int, batch_max_items: int, job_max_items: int
+    tasks: dict[str, tuple[str, ...]],
+    models: list[str],
+    max_prompt_length: int,
+    batch_max_items: int,
+    job_max_items: int,
 ) -> dict[str, Any]:
-    """Component schemas from the pydantic models, with the settings' limits applied."""
+    """Component schemas from the pydantic models, with the settings' limits applied.
+
+    `tasks` maps each task type this deployment runs to the options it needs: a row of
+    that type must give them (JSON Schema if/then), and a task that needs an instruction
+    is the one whose `prompt` may be empty.
+    """
     requests = (WebhookRequest, BatchItem, BatchRequest, JobRequest)
     responses = (
         WebhookResponse,
@@ -179,18 +191,22 @@ def schemas_for(
         JobResponse,
         JobResultsResponse,
     )
-    models: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
-    models += [(m, "serialization") for m in responses]
-    _, defs = models_json_schema(models, ref_template=REF)
+    models_in: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
+    models_in += [(m, "serialization") for m in responses]
+    _, defs = models_json_schema(models_in, ref_template=REF)
     schemas: dict[str, Any] = defs["$defs"]
     for name in ("TaskOptions", "WebhookRequest", "BatchItem"):
         props = schemas[name]["properties"]
         _string_branch(props["language"])["pattern"] = LANGUAGE_PATTERN
-        _string_branch(props["type"])["enum"] = sorted(task_types)
+        _string_branch(props["type"])["enum"] = sorted(tasks)
+        _string_branch(props["model"])["enum"] = list(models)
+        _string_branch(props["instruction"]).update(maxLength=max_prompt_length, pattern=NO_NUL_PATTERN)
+        for option, longest in (("labels", MAX_LABEL_LENGTH), ("fields", MAX_FIELD_LENGTH)):
+            array = next(b for b in props[option]["anyOf"] if b.get("type") == "array")
+            array["items"].update(maxLength=longest, pattern=PROMPT_PATTERN)
         if "prompt" in props:
-            props["prompt"].update(minLength=1, maxLength=max_prompt_length, pattern=PROMPT_PATTERN)
-            schemas[name]["if"] = {"properties": {"type": {"const": "translation"}}, "required": ["type"]}
-            schemas[name]["then"] = {"required": ["language"], "properties": {"language": {"type": "string"}}}
+            props["prompt"].update(maxLength=max_prompt_length, pattern=NO_NUL_PATTERN)
+            schemas[name]["allOf"] = _needs_rules(tasks)
     for envelope, most in (("BatchRequest", batch_max_items), ("JobRequest", job_max_items)):
         items = schemas[envelope]["properties"]["items"]
         items["maxItems"] = most
@@ -201,6 +217,41 @@ def schemas_for(
             f"and answered as a failed row; over {most} rows is a 413 too_many_items."
         )
     return schemas
+
+
+_NEEDED_VALUE = {
+    "language": {"type": "string"},
+    "instruction": {"type": "string", "pattern": PROMPT_PATTERN},
+    "labels": {"type": "array"},
+    "fields": {"type": "array"},
+}
+
+
+def _needs_rules(tasks: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """If/then rules: a row of a task that needs an option must give it, and `prompt` may be
+    empty only for a task that needs an instruction."""
+    rules: list[dict[str, Any]] = []
+    for option, value in _NEEDED_VALUE.items():
+        needing = sorted(name for name, needs in tasks.items() if option in needs)
+        if needing:
+            rules.append(
+                {
+                    "if": {"properties": {"type": {"enum": needing}}, "required": ["type"]},
+                    "then": {"required": [option], "properties": {option: value}},
+                }
+            )
+    free = sorted(name for name, needs in tasks.items() if "instruction" in needs)
+    non_blank: dict[str, Any] = {
+        "required": ["prompt"],
+        "properties": {"prompt": {"type": "string", "pattern": PROMPT_PATTERN}},
+    }
+    if free:
+        rules.append(
+            {"if": {"properties": {"type": {"enum": free}}, "required": ["type"]}, "else": non_blank}
+        )
+    else:
+        rules.append(non_blank)
+    return rules
 
 
 def _string_branch(prop: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +265,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
     settings = state.settings
     # The task types this deployment runs: the local provider refuses the LLM-only ones (400).
     supported = state.service.provider.supported_tasks
-    tasks = [name for name in state.service.templates if supported is None or name in supported]
+    needs = {
+        name: template.needs
+        for name, template in state.service.templates.items()
+        if supported is None or name in supported
+    }
+    tasks = list(needs)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith(PREFIX + "/"):
@@ -250,7 +306,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas_for(
-                tasks, settings.max_prompt_length, settings.batch_max_items, settings.job_max_items
+                needs,
+                list(state.service.models),
+                settings.max_prompt_length,
+                settings.batch_max_items,
+                settings.job_max_items,
             ),
             "securitySchemes": {
                 "ApiTokenHeader": {"type": "apiKey", "in": "header", "name": "X-API-Token"},

@@ -34,7 +34,34 @@ ISO_639_1 = frozenset(
     "yo za zh zu".split()
 )
 # fmt: on
-BUILTIN_TASKS = ("summary", "keywords", "sentiment", "entities", "translation", "custom")
+BUILTIN_TASKS = (
+    "summary",
+    "keywords",
+    "sentiment",
+    "entities",
+    "translation",
+    "custom",
+    "prompt",
+    "classify",
+    "extract",
+)
+MAX_LABELS, MAX_LABEL_LENGTH = 50, 200
+MAX_FIELDS, MAX_FIELD_LENGTH = 20, 100
+MAX_COUNT = 50
+OPTION_NAMES = ("language", "instruction", "labels", "fields", "count")
+# Without the app's templates in the context (a bare model_validate), the built-ins' needs.
+BUILTIN_NEEDS = {
+    "translation": ("language",),
+    "prompt": ("instruction",),
+    "classify": ("labels",),
+    "extract": ("fields",),
+}
+_NEEDS_MESSAGE = {
+    "language": "a target language (ISO 639-1 code)",
+    "instruction": "an instruction",
+    "labels": f"2 to {MAX_LABELS} labels",
+    "fields": f"1 to {MAX_FIELDS} field names",
+}
 
 
 class Source(str, Enum):
@@ -50,13 +77,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, use_enum_values=True)
 
 
+def _check_text(value: str, limit: int) -> str:
+    """A user text fit for a prompt: within `limit`, no NUL, encodable (no lone surrogate)."""
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it contains a lone surrogate)") from None
+    return value
+
+
+def _names(values: list[str], what: str, longest: int) -> list[str]:
+    """Labels or field names: trimmed, non-empty, short; a repeat (any case) is dropped."""
+    names: dict[str, str] = {}
+    for value in values:
+        name = " ".join(_check_text(value, longest).split())
+        if not name:
+            raise ValueError(f"every {what} must be a non-empty text")
+        names.setdefault(name.casefold(), name)
+    return list(names.values())
+
+
 class TaskOptions(_Strict):
-    """Fields a row may take from a batch's `defaults`."""
+    """Fields a row may take from a batch's `defaults`. A task ignores those it does not use."""
 
     source: Source | None = None
     language: StrictStr | None = Field(None, description="Target language, ISO 639-1 code (e.g. 'de').")
     type: StrictStr | None = Field(
         None, description="Task type: " + ", ".join(BUILTIN_TASKS) + " or a configured one."
+    )
+    instruction: StrictStr | None = Field(
+        None, description="What to do with the text: needed by `prompt`, optional for `custom`."
+    )
+    labels: list[StrictStr] | None = Field(
+        None,
+        min_length=2,
+        max_length=MAX_LABELS,
+        description="The labels `classify` chooses exactly one of.",
+    )
+    fields: list[StrictStr] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_FIELDS,
+        description="The field names `extract` returns, in this order.",
+    )
+    count: int | None = Field(None, ge=1, le=MAX_COUNT, description="How many keywords.")
+    model: StrictStr | None = Field(
+        None, description="A model from the server's allow-list (MODELS); default: the server's model."
     )
 
     @field_validator("language")
@@ -80,36 +150,74 @@ class TaskOptions(_Strict):
             raise ValueError(f"must be one of {', '.join(sorted(known))}")
         return name
 
+    @field_validator("instruction")
+    @classmethod
+    def _instruction(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        return _check_text(value, (info.context or {}).get("max_prompt_length", 4000)).strip() or None
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        """A JSON integer (5 or 5.0, as JSON Schema's `integer` has it); never "5" or true."""
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError("must be an integer")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _names(value, "label", MAX_LABEL_LENGTH)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _names(value, "field name", MAX_FIELD_LENGTH)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allowed = (info.context or {}).get("models")
+        if value is not None and allowed is not None and value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
 
 class WebhookRequest(TaskOptions):
-    """One prompt. `type` defaults to summary; translation needs `language`."""
+    """One prompt. `type` defaults to summary; each task gets the options it needs.
+
+    The options a task does not take are dropped (a batch's defaults may carry labels for
+    its classify rows), so they never split the cache. `prompt` may be empty only for a
+    task that needs an instruction (`prompt`: the instruction over no context).
+    """
 
     prompt: StrictStr = Field(
-        ..., description="The text to process.", examples=["Summarize: we need to reduce hiring."]
+        "", description="The text to process.", examples=["Summarize: we need to reduce hiring."]
     )
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str, info: ValidationInfo) -> str:
-        limit = (info.context or {}).get("max_prompt_length", 4000)
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if len(value) > limit:
-            raise ValueError(f"must be at most {limit} characters")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode (it contains a lone surrogate)") from None
-        return value
+        return _check_text(value, (info.context or {}).get("max_prompt_length", 4000))
 
     @model_validator(mode="after")
-    def _translation_needs_language(self) -> WebhookRequest:
+    def _task_options(self, info: ValidationInfo) -> WebhookRequest:
         if self.type is None:
             self.type = "summary"
-        if self.type == "translation" and not self.language:
-            raise ValueError("language: translation needs a target language (ISO 639-1 code)")
+        specs = (info.context or {}).get("task_specs") or {}
+        takes, needs = specs.get(self.type, (OPTION_NAMES, BUILTIN_NEEDS.get(self.type, ())))
+        for name in OPTION_NAMES:
+            if name not in takes:
+                setattr(self, name, None)
+            elif name in needs and not getattr(self, name):
+                raise ValueError(f"{name}: {self.type} needs {_NEEDS_MESSAGE.get(name, name)}")
+        if "count" in takes and self.count is None:
+            self.count = (info.context or {}).get("default_count", 8)
+        if not self.prompt.strip() and not ("instruction" in needs and self.instruction):
+            raise ValueError("prompt: must not be empty")
         return self
 
 
@@ -176,7 +284,11 @@ class Answer(BaseModel):
 
     summary: str = Field(..., description="The text form of the result (always a string).")
     type: str
-    result: str | list[str] | Sentiment | list[Entity]
+    result: str | list[str] | Sentiment | list[Entity] | dict[str, str] = Field(
+        ...,
+        description="By task: text; keywords a list; sentiment an object; entities a list of "
+        "objects; classify one of the labels; extract an object of the fields, in order.",
+    )
     provider: str
     model: str
     cached: bool
@@ -227,6 +339,25 @@ class BatchResponse(BaseModel):
     request_id: str | None = None
 
 
+class TaskInfo(BaseModel):
+    """One task type as Excel needs to know it: what it answers, takes and needs."""
+
+    name: str
+    result: str = Field(..., description="text, string_list, sentiment, entity_list, label or record.")
+    takes: list[str] = Field(..., description="Row options the task uses.")
+    needs: list[str] = Field(..., description="Row options a row must give.")
+    supported: bool = Field(..., description="False when the configured provider cannot do it.")
+
+
+class Limits(BaseModel):
+    max_prompt_length: int
+    batch_max_items: int
+    job_max_items: int
+    max_labels: int
+    max_fields: int
+    max_count: int
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     version: str
@@ -235,6 +366,10 @@ class HealthResponse(BaseModel):
     batch_max_items: int
     job_max_items: int
     provider_concurrency: int
+    tasks: list[TaskInfo]
+    models: list[str] = Field(..., description="The MODELS allow-list; the first is the default.")
+    default_model: str
+    limits: Limits
 
 
 class JobResultsResponse(BaseModel):
@@ -248,6 +383,9 @@ def describe_errors(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = ".".join(str(part) for part in err["loc"]) or "body"
         msg = err["msg"].removeprefix("Value error, ")
+        field, sep, rest = msg.partition(": ")
+        if loc == "body" and sep and field.isidentifier():  # a model check that names its field
+            loc, msg = field, rest
         details.append({"loc": loc, "msg": msg, "type": err["type"]})
     first = details[0] if details else {"loc": "body", "msg": "invalid"}
     message = first["msg"] if first["loc"] == "body" else f"{first['loc']}: {first['msg']}"

@@ -19,6 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from backend.answers import parse_answer, text_form
 from backend.cache import ResponseCache, cache_key
 from backend.errors import (
     APIError,
@@ -35,7 +36,7 @@ from backend.pacing import INTERACTIVE, Priority, ProviderBudget
 from backend.providers.base import Provider, Usage
 from backend.schemas import BatchItem, WebhookRequest, validate
 from backend.settings import Settings
-from backend.tasks import Template, parse_answer, text_form
+from backend.tasks import DEFAULT_COUNT, Template
 
 log = logging.getLogger("backend.service")
 
@@ -96,19 +97,50 @@ class Service:
         self._flights_lock = threading.Lock()
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """The allow-list a row's `model` is checked against: the provider's own model first."""
+        return tuple(dict.fromkeys([self.provider.model, *self.settings.models]))
+
+    @property
     def validation_context(self) -> dict[str, Any]:
-        return {"max_prompt_length": self.settings.max_prompt_length, "task_types": tuple(self.templates)}
+        return {
+            "max_prompt_length": self.settings.max_prompt_length,
+            "task_types": tuple(self.templates),
+            "task_specs": {name: (t.takes, t.needs) for name, t in self.templates.items()},
+            "models": self.models,
+            "default_count": DEFAULT_COUNT,
+        }
+
+    def describe_tasks(self) -> list[dict[str, Any]]:
+        """Every task type as /health tells Excel: result kind, options taken and needed."""
+        supported = self.provider.supported_tasks
+        return [
+            {
+                "name": name,
+                "result": t.result,
+                "takes": list(t.takes),
+                "needs": list(t.needs),
+                "supported": supported is None or name in supported,
+            }
+            for name, t in self.templates.items()
+        ]
 
     def key_for(self, item: WebhookRequest) -> str:
         task = item.type or "summary"
         return cache_key(
             provider=self.provider.name,
-            model=self.provider.model,
+            model=item.model or self.provider.model,
             task=task,
             language=item.language,
             source=item.source,
             template_version=self.templates[task].version,
             prompt=item.prompt,
+            options={
+                "instruction": item.instruction,
+                "labels": item.labels,
+                "fields": item.fields,
+                "count": item.count,
+            },
         )
 
     def cached(self, key: str) -> Outcome | None:
@@ -178,6 +210,11 @@ class Service:
             item.language,
             item.source,
             self.settings.max_output_tokens,
+            instruction=item.instruction,
+            labels=item.labels,
+            fields=item.fields,
+            count=item.count,
+            model=item.model,
         )
         # The wait for a provider slot counts against the same time as the call itself.
         ends = self.clock() + self.settings.request_timeout
@@ -206,10 +243,12 @@ class Service:
         result = (
             completion.result
             if completion.result is not None
-            else parse_answer(template.result, completion.text)
+            else parse_answer(
+                template.result, completion.text, labels=item.labels, fields=item.fields, count=item.count
+            )
         )
         body = {
-            "summary": text_form(result),
+            "summary": text_form(result, template.result),
             "type": task,
             "result": result,
             "provider": self.provider.name,

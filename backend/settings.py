@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_model: str = "claude-sonnet-5-5"
     anthropic_base_url: str | None = None
+    # Models a row may name (`model`), besides the provider's own (OPENAI_MODEL, ...), comma-separated
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     request_timeout: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(2, ge=0, le=10)
     max_output_tokens: int = Field(1024, ge=16, le=32768)
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     @field_validator("api_token", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
         return _split_csv(value)
 
     @field_validator("allowed_origins", mode="before")

@@ -1,9 +1,10 @@
-"""Task types as data: prompt templates from TOML, and tolerant parsing of the answers.
+"""Task types as data: prompt templates from TOML, and what each task takes and needs.
 
 Templates live in `backend/templates.toml`; PROMPT_TEMPLATES names a TOML file whose
-tables override or add tasks. The model is asked for a parseable answer, and parsing
-accepts JSON, JSON inside a code fence, or plain lines. An answer that cannot be turned
-into the task's result type raises ProviderError (a 502), never a wrong shape.
+tables override or add tasks. What a task takes (language, instruction, labels, fields,
+count) is read from the placeholders its prompts use and from its result kind, so a task
+an operator adds is validated, cached and offered to Excel (through /health) like a
+built-in one. Reading the model's answer is backend/answers.py's job.
 """
 
 from __future__ import annotations
@@ -20,37 +21,76 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from backend.errors import ProviderError
+from backend.answers import RESULT_KINDS, answer_schema
 from backend.providers.base import Job
 
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates.toml")
-RESULT_KINDS = ("text", "string_list", "sentiment", "entity_list")
-SENTIMENT_LABELS = ("positive", "negative", "neutral", "mixed")
-
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
-_ENTITY_LINE = re.compile(r"^(?P<text>.+?)\s*(?:\((?P<l1>[A-Za-z_ ]+)\)|[:\-–]\s*(?P<l2>[A-Za-z_ ]+))$")
+OPTIONS = ("language", "instruction", "labels", "fields", "count")  # what a row may give a task
+DEFAULT_COUNT = 8  # keywords when the row names no count
+_KIND_NEEDS = {"label": "labels", "record": "fields"}
 
 
 @dataclass(frozen=True)
 class Template:
-    """One task type: its prompts, how its answer is parsed, and its version (cache key)."""
+    """One task type: its prompts, its answer's kind, and its version (cache key).
+
+    `optional` names options the prompts use but a row may leave out (custom's instruction).
+    """
 
     name: str
     system: str
     user: str
     result: str = "text"
     version: int = 1
+    optional: tuple[str, ...] = ()
 
-    def render(self, text: str, language: str | None, source: str | None, max_tokens: int) -> Job:
-        values = {"text": text, "language": language or "", "source": source or "other"}
+    @property
+    def takes(self) -> tuple[str, ...]:
+        """The row options this task uses; the others are dropped before the cache key."""
+        used = {name for name in OPTIONS if "{" + name + "}" in self.system + self.user}
+        if self.result in _KIND_NEEDS:
+            used.add(_KIND_NEEDS[self.result])
+        return tuple(name for name in OPTIONS if name in used)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The options a row must give (count always has a default)."""
+        return tuple(n for n in self.takes if n != "count" and n not in self.optional)
+
+    def render(
+        self,
+        text: str,
+        language: str | None,
+        source: str | None,
+        max_tokens: int,
+        *,
+        instruction: str | None = None,
+        labels: list[str] | None = None,
+        fields: list[str] | None = None,
+        count: int | None = None,
+        model: str | None = None,
+    ) -> Job:
+        values = {
+            "text": text,
+            "language": language or "",
+            "source": source or "other",
+            "instruction": instruction or "",
+            "labels": json.dumps(labels or [], ensure_ascii=False),
+            "fields": json.dumps(fields or [], ensure_ascii=False),
+            "count": str(count or DEFAULT_COUNT),
+        }
         return Job(
             task=self.name,
             text=text,
             language=language,
             system=self.system.format_map(values),
-            user=self.user.format_map(values),
+            user=self.user.format_map(values).strip(),
             max_output_tokens=max_tokens,
+            model=model,
+            schema=answer_schema(self.result, labels, fields),
+            labels=tuple(labels) if labels else None,
+            fields=tuple(fields) if fields else None,
+            count=count,
         )
 
 
@@ -75,6 +115,7 @@ def _build(name: str, table: Any, base: Template | None) -> Template:
         "user": table.get("user", base.user if base else "{text}"),
         "result": table.get("result", base.result if base else "text"),
         "version": table.get("version", base.version if base else 1),
+        "optional": table.get("optional", list(base.optional) if base else []),
     }
     if not isinstance(fields["system"], str) or not isinstance(fields["user"], str):
         raise TemplateError(f"template [{name}] needs string `system` and `user`")
@@ -84,8 +125,12 @@ def _build(name: str, table: Any, base: Template | None) -> Template:
         raise TemplateError(f"template [{name}]: `result` must be one of {', '.join(RESULT_KINDS)}")
     if not isinstance(fields["version"], int):
         raise TemplateError(f"template [{name}]: `version` must be an integer")
+    optional = fields["optional"]
+    if not isinstance(optional, list) or not all(isinstance(o, str) and o in OPTIONS for o in optional):
+        raise TemplateError(f"template [{name}]: `optional` must list some of {', '.join(OPTIONS)}")
+    fields["optional"] = tuple(optional)
     try:
-        probe = {"text": "", "language": "", "source": ""}
+        probe = dict.fromkeys(("text", "source", *OPTIONS), "")
         fields["system"].format_map(probe)
         fields["user"].format_map(probe)
     except (KeyError, ValueError, IndexError) as exc:
@@ -102,109 +147,3 @@ def load_templates(override: Path | None = None) -> dict[str, Template]:
                 raise TemplateError(f"template name {name!r}: use lower-case letters, digits, _")
             templates[name] = _build(name, table, templates.get(name))
     return templates
-
-
-# ---------------------------------------------------------------- answer parsing
-
-
-def _json_candidates(answer: str) -> list[Any]:
-    """Every JSON value the answer may hold: the whole, fenced blocks, the outermost [...] / {...}."""
-    texts = [answer.strip(), *(m.strip() for m in _FENCE.findall(answer))]
-    for open_ch, close_ch in (("[", "]"), ("{", "}")):
-        start, end = answer.find(open_ch), answer.rfind(close_ch)
-        if 0 <= start < end:
-            texts.append(answer[start : end + 1])
-    values = []
-    for text in texts:
-        try:
-            values.append(json.loads(text))
-        except ValueError:
-            continue
-    return values
-
-
-def _plain_lines(answer: str) -> list[str]:
-    text = _FENCE.sub(lambda m: m.group(1), answer)
-    lines = [_BULLET.sub("", line).strip().strip('"').strip() for line in text.splitlines()]
-    if len([x for x in lines if x]) == 1 and "," in lines[0]:
-        lines = [part.strip() for part in lines[0].split(",")]
-    return [line for line in lines if line]
-
-
-def _parse_string_list(answer: str) -> list[str]:
-    for value in _json_candidates(answer):
-        if isinstance(value, dict):
-            value = next((v for v in value.values() if isinstance(v, list)), None)
-        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-            return [str(v).strip() for v in value if str(v).strip()]
-    return _plain_lines(answer)
-
-
-def _parse_sentiment(answer: str) -> dict[str, Any]:
-    for value in _json_candidates(answer):
-        if isinstance(value, dict) and str(value.get("label", "")).lower() in SENTIMENT_LABELS:
-            label = str(value["label"]).lower()
-            try:
-                score = float(value.get("score", 0.0))
-            except (TypeError, ValueError):
-                score = 0.0
-            return {"label": label, "score": round(max(-1.0, min(1.0, score)), 3)}
-    lowered = answer.strip().lower()
-    found = [label for label in SENTIMENT_LABELS if re.search(rf"\b{label}\b", lowered)]
-    if len(found) == 1:
-        number = re.search(r"-?\d+(?:\.\d+)?", lowered)
-        default = {"positive": 0.5, "negative": -0.5}.get(found[0], 0.0)
-        score = float(number.group()) if number else default
-        return {"label": found[0], "score": round(max(-1.0, min(1.0, score)), 3)}
-    raise ProviderError("The LLM answered with no recognisable sentiment.")
-
-
-def _parse_entities(answer: str) -> list[dict[str, str]]:
-    for value in _json_candidates(answer):
-        if isinstance(value, dict):
-            value = next((v for v in value.values() if isinstance(v, list)), None)
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            items = [
-                {"text": str(v.get("text", "")).strip(), "label": str(v.get("label", "OTHER")).upper()}
-                for v in value
-            ]
-            return [item for item in items if item["text"]]
-    entities = []
-    for line in _plain_lines(answer):
-        match = _ENTITY_LINE.match(line)
-        if match:
-            label = (match.group("l1") or match.group("l2") or "OTHER").strip().upper()
-            entities.append({"text": match.group("text").strip(), "label": label})
-    if entities or not answer.strip() or answer.strip() in ("[]", "none", "None"):
-        return entities
-    raise ProviderError("The LLM answer could not be read as a list of entities.")
-
-
-def parse_answer(kind: str, answer: str) -> Any:
-    """Turn a model's answer into the result type of `kind`, or raise ProviderError."""
-    if kind == "text":
-        text = answer.strip()
-        if not text:
-            raise ProviderError("The LLM answered with an empty text.")
-        return text
-    if kind == "string_list":
-        return _parse_string_list(answer)
-    if kind == "sentiment":
-        return _parse_sentiment(answer)
-    if kind == "entity_list":
-        return _parse_entities(answer)
-    raise ProviderError(f"Unknown result kind {kind!r}.")
-
-
-def text_form(result: Any) -> str:
-    """The `summary` string every response carries, whatever the task's result type."""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict) and "label" in result:
-        return f"{result['label']} ({result.get('score', 0.0):+.2f})"
-    if isinstance(result, list):
-        parts = [
-            f"{item['text']} ({item['label']})" if isinstance(item, dict) else str(item) for item in result
-        ]
-        return "; ".join(parts) if result and isinstance(result[0], dict) else ", ".join(parts)
-    return json.dumps(result, ensure_ascii=False)

@@ -9,6 +9,7 @@ Stdlib only, HTTP/1.1 keep-alive and no per-request logging, so it costs little 
 Directives, anywhere in the last user message, comma-combined and stripped before answering:
 ``[[mock:status=500]]``, ``[[mock:status=429,retry_after=1]]``, ``[[mock:delay=3.5]]``,
 ``[[mock:garbage]]``, ``[[mock:wrong_schema]]``, ``[[mock:drop]]``, ``[[mock:hang]]``,
+``[[mock:off_schema]]`` (a structured answer outside the schema: a label not in the enum, no fields),
 ``[[mock:reply=exact text, commas too]]`` (must come last: it takes the text up to ``]]``) and
 ``[[mock:fail_times=2,status=429]]`` (the first 2 calls with this exact message fail).
 """
@@ -33,7 +34,9 @@ DIRECTIVE = re.compile(r"[ \t]*\[\[mock:(.*?)\]\][ \t]*", re.S)
 LANG = re.compile(r"\b(?:into|to|language(?: code)?:?)\s+([a-z]{2})\b")
 NEGATIVE = ("angry", "unacceptable", "terrible", "furious", "disappointed", "worst")
 POSITIVE = ("thank", "great", "excellent", "love", "happy")
-MODES = ("ok", "garbage", "wrong_schema", "drop", "hang")
+MODES = ("ok", "garbage", "wrong_schema", "drop", "hang", "off_schema")
+MOCK_ORGS = frozenset({"Acme", "Contoso", "Fabrikam", "Northwind", "Globex"})
+COUNT = re.compile(r"\b(?:return|list) the (\d+)\b")
 DEFAULTS: dict[str, Any] = {
     "latency_ms": 0.0,
     "status": None,
@@ -99,7 +102,8 @@ def answer(system: str, user: str) -> str:
         return json.dumps({"label": label, "score": score})
     if "keywords" in task:
         words = dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", low) if len(w) >= 5)
-        return json.dumps(sorted(words, key=lambda w: -len(w))[:5])
+        asked = COUNT.search(task)
+        return json.dumps(sorted(words, key=lambda w: -len(w))[: int(asked.group(1)) if asked else 5])
     if "entities" in task:
         names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-zA-Z]+\b", user)))[:5]
         return json.dumps([{"text": n, "label": "MISC"} for n in names])
@@ -109,6 +113,58 @@ def answer(system: str, user: str) -> str:
     if "summar" in task:
         return "Summary: " + re.split(r"(?<=[.!?])\s+", user, maxsplit=1)[0][:120]
     return "Echo: " + user[:120]
+
+
+def structured(schema: dict[str, Any], system: str, user: str, off_schema: bool = False) -> Any:
+    """A deterministic answer that follows `schema` (OpenAI json_schema, Anthropic tool input).
+
+    The schemas FlaskLLM sends are objects: {"label": enum} (classify), {"label", "score"}
+    (sentiment), {"items": [...]} (keywords), {"entities": [...]}, or one string per field
+    (extract; a field's value is taken from "field: value" in the text, else ""). With
+    `off_schema` the answer breaks the schema the way a careless model would.
+    """
+    props = schema.get("properties") or {}
+    label = props.get("label") or {}
+    if "score" in props:
+        return json.loads(answer(system, user))
+    if "enum" in label:
+        if off_schema:
+            return {"label": "none of these"}
+        low = user.casefold()
+        choices = [str(c) for c in label["enum"]]
+        named = [c for c in choices if c.casefold() in low]
+        digest = int(hashlib.sha256(user.encode()).hexdigest(), 16)
+        return {"label": named[0] if named else choices[digest % len(choices)]}
+    if "items" in props:
+        return {"items": json.loads(answer("keywords " + system, user))}
+    if "entities" in props:
+        found = json.loads(answer("entities", user))
+        kinds = (props["entities"].get("items") or {}).get("properties", {}).get("label", {}).get("enum")
+
+        def kind(name: str) -> str:
+            label = "ORG" if name in MOCK_ORGS else "PERSON"
+            return label if not kinds or label in kinds else str(kinds[-1])
+
+        return {"entities": [{"text": e["text"], "label": kind(e["text"])} for e in found]}
+    if off_schema:
+        return {}
+    record = {}
+    for name in props:
+        match = re.search(rf"\b{re.escape(name)}\s*[:=]\s*([^\n;,]+)", user, re.IGNORECASE)
+        record[name] = match.group(1).strip() if match else ""
+    return record
+
+
+def requested_schema(style: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The structured-output schema the request asks for, and the Anthropic tool's name."""
+    if style == "anthropic":
+        tools = body.get("tools") or []
+        tool = tools[0] if tools and isinstance(tools[0], dict) else {}
+        return tool.get("input_schema"), str(tool.get("name", "answer"))
+    fmt = body.get("response_format") or {}
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema"), ""
+    return None, ""
 
 
 class State:
@@ -125,6 +181,8 @@ class State:
             self.calls = 0
             self.by_path: dict[str, int] = {}
             self.by_prompt: dict[str, int] = {}
+            self.by_model: dict[str, int] = {}
+            self.structured = 0  # calls that asked for structured output (json_schema or a tool)
 
     def configure(self, updates: dict[str, Any]) -> dict[str, Any]:
         """Validate then apply a partial update; ``None`` clears a key back to its default."""
@@ -142,10 +200,14 @@ class State:
             self.config.update(clean)
             return dict(self.config)
 
-    def record(self, path: str, prompt_key: str) -> tuple[dict[str, Any], int, int]:
+    def record(
+        self, path: str, prompt_key: str, model: str = "", structured: bool = False
+    ) -> tuple[dict[str, Any], int, int]:
         """Count one completion call; return the config to apply, call number, prompt's count."""
         with self.lock:
             self.calls += 1
+            self.by_model[model] = self.by_model.get(model, 0) + 1
+            self.structured += structured
             self.by_path[path] = self.by_path.get(path, 0) + 1
             nth = self.by_prompt[prompt_key] = self.by_prompt.get(prompt_key, 0) + 1
             cfg = dict(self.config)
@@ -163,6 +225,8 @@ class State:
                 "calls": self.calls,
                 "by_path": dict(self.by_path),
                 "by_prompt": dict(self.by_prompt),
+                "by_model": dict(self.by_model),
+                "structured": self.structured,
                 "config": dict(self.config),
             }
 
@@ -265,7 +329,9 @@ class Handler(BaseHTTPRequestHandler):
             (text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
         )
         key = hashlib.sha256(raw_user.encode()).hexdigest()[:16]
-        cfg, call_no, nth = self.server.state.record(path, key)
+        schema, tool = requested_schema(style, body)
+        model = str(body.get("model") or "mock-model")
+        cfg, call_no, nth = self.server.state.record(path, key, model, schema is not None)
         found, user = parse_directives(raw_user)
         status, mode = found.get("status", cfg["status"]), found.get("mode", cfg["mode"])
         if "fail_times" in found:  # per-prompt outage: fail the first N calls, then recover
@@ -287,19 +353,34 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, b'<html>upstream garbage, not JSON {"choices": [', headers)
         if mode == "wrong_schema":
             return self._send(200, {"hello": "world"}, headers)
-        content = found["reply"] if "reply" in found else answer(system, user)
+        schema, tool = requested_schema(style, body)
+        data = (
+            None
+            if schema is None or "reply" in found
+            else structured(schema, system, user, mode == "off_schema")
+        )
+        content = (
+            found["reply"]
+            if "reply" in found
+            else json.dumps(data)
+            if data is not None
+            else answer(system, user)
+        )
         usage_in = sum(len(text_of(m.get("content")).split()) for m in messages)
         usage_in += len(system.split()) if style == "anthropic" else 0  # OpenAI's is a message
         usage_out = len(content.split())
-        model = body.get("model") or "mock-model"
         if style == "anthropic":
             reply: dict[str, Any] = {
                 "id": f"msg_mock{call_no}",
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": content}],
-                "stop_reason": "end_turn",
+                "content": (
+                    [{"type": "tool_use", "id": f"toolu_mock{call_no}", "name": tool, "input": data}]
+                    if data is not None
+                    else [{"type": "text", "text": content}]
+                ),
+                "stop_reason": "tool_use" if data is not None else "end_turn",
                 "stop_sequence": None,
                 "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
             }

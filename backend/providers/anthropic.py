@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic as anthropic_sdk
@@ -9,6 +10,8 @@ import anthropic as anthropic_sdk
 from backend.errors import ProviderError
 from backend.providers.base import Completion, Job, Usage
 from backend.providers.retry import SDKErrors, SDKProvider, Throttle
+
+ANSWER_TOOL = "record_answer"
 
 
 class AnthropicProvider(SDKProvider):
@@ -30,15 +33,33 @@ class AnthropicProvider(SDKProvider):
         return cls(client, settings.anthropic_model, settings.max_retries, throttle)
 
     def attempt(self, job: Job, seconds_left: float) -> Completion:
+        """One message. Structured output is Anthropic's forced tool use: the task's schema
+        is the one tool's input schema, and the tool call's input is the answer."""
+        extra: dict[str, Any] = {}
+        if job.schema is not None:
+            extra["tools"] = [
+                {
+                    "name": ANSWER_TOOL,
+                    "description": "Record the answer to the task, following this schema exactly.",
+                    "input_schema": job.schema,
+                }
+            ]
+            extra["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
         response = self.client.messages.create(
-            model=self.model,
+            model=job.model or self.model,
             system=job.system,
             messages=[{"role": "user", "content": job.user}],
             max_tokens=job.max_output_tokens,
             timeout=seconds_left,
+            **extra,
         )
         try:
-            texts = [b.text for b in response.content if getattr(b, "type", None) == "text"]
+            blocks = list(response.content)
+            calls = [b for b in blocks if getattr(b, "type", None) == "tool_use"]
+            if job.schema is not None and calls:  # the tool call is the answer, text is commentary
+                texts = [json.dumps(calls[0].input, ensure_ascii=False)]
+            else:
+                texts = [b.text for b in blocks if getattr(b, "type", None) == "text"]
             usage = response.usage
         except (AttributeError, TypeError) as exc:
             raise ProviderError("anthropic answered with something that is not a message.") from exc

@@ -33,8 +33,10 @@ class Usage:
 class Job:
     """One unit of work: the task, the user's text, and the prompts rendered for it.
 
-    LLM providers send `system` and `user`; the local provider works on `task` and
-    `text` directly and ignores the rendered prompts.
+    LLM providers send `system` and `user`, ask for `model` (None: their own), and
+    ask for structured output when `schema` (a JSON schema, top level an object) is set.
+    The local provider works on `task`, `text` and `count` directly and ignores the
+    rendered prompts. `labels` and `fields` are the row's own, to check the answer by.
     """
 
     task: str
@@ -43,6 +45,11 @@ class Job:
     system: str = ""
     user: str = ""
     max_output_tokens: int = 1024
+    model: str | None = None
+    schema: Any = None
+    labels: tuple[str, ...] | None = None
+    fields: tuple[str, ...] | None = None
+    count: int | None = None
 
 
 @dataclass(frozen=True)

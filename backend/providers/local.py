@@ -68,9 +68,10 @@ class LocalProvider(Provider):
         self.model = "local-extractive"
         self.max_summary_sentences = max(1, max_summary_sentences)
         self.keyword_count = max(1, keyword_count)
-        self._keywords = _keyword_extractor(2 * self.keyword_count)
+        # One YAKE extractor per keyword count asked for (its `top` is fixed when built).
         # YAKE keeps a similarity cache on the instance that it clears as it goes; a lock
         # keeps two threads from clearing it under each other (the work is GIL-bound anyway).
+        self._extractors: dict[int, Any] = {self.keyword_count: _keyword_extractor(2 * self.keyword_count)}
         self._keywords_lock = threading.Lock()
         self._sentiment = BusinessSentiment()
         self._entities = entity_extractor or EntityExtractor(ner_model)
@@ -81,7 +82,7 @@ class LocalProvider(Provider):
             summary = summarize(job.text, self.max_summary_sentences)
             return self._completion(job, summary, summary)
         if job.task == "keywords":
-            keywords = self.keywords(job.text)
+            keywords = self.keywords(job.text, job.count)
             return self._completion(job, ", ".join(keywords), keywords)
         if job.task == "sentiment":
             sentiment = self.sentiment(job.text)
@@ -101,7 +102,7 @@ class LocalProvider(Provider):
         usage = Usage(input_tokens=_word_count(job.text), output_tokens=_word_count(text))
         return Completion(text=text, model=self.model, usage=usage, result=result)
 
-    def keywords(self, text: str) -> list[str]:
+    def keywords(self, text: str, count: int | None = None) -> list[str]:
         """YAKE keywords of the cleaned e-mail (subject first), best first.
 
         Case-insensitive duplicates go, and so does a keyword whose words all appear
@@ -115,8 +116,12 @@ class LocalProvider(Provider):
             body = f"{cleaned.subject}.\n{body}"
         if not _WORD.search(body):
             return []
+        count = max(1, count or self.keyword_count)
         with self._keywords_lock:
-            ranked = self._keywords.extract_keywords(body)
+            extractor = self._extractors.get(count)
+            if extractor is None:
+                extractor = self._extractors[count] = _keyword_extractor(2 * count)
+            ranked = extractor.extract_keywords(body)
         out: list[str] = []
         covered: set[str] = set()
         for keyword, _score in ranked:
@@ -126,7 +131,7 @@ class LocalProvider(Provider):
                 continue
             covered |= words
             out.append(value)
-            if len(out) == self.keyword_count:
+            if len(out) == count:
                 break
         return out
 

@@ -56,7 +56,7 @@ def test_rows_in_order_with_ids_and_per_row_failures(
     assert rows[2]["result"] == {"label": "positive", "score": 0.8}
     assert rows[3]["summary"] == "Summary: No id here."
     assert rows[4]["error"]["code"] == "provider_error"
-    assert {"text": "Alice", "label": "MISC"} in rows[5]["result"]
+    assert {"text": "Alice", "label": "PERSON"} in rows[5]["result"]
     for row in rows:
         if row["ok"]:
             assert row["provider"] == provider and row["cached"] is False

@@ -92,7 +92,7 @@ def test_specific_results_from_the_mock(make_app: Callable[..., Flask], mock: Mo
     assert result(type="sentiment")["result"] == {"label": "positive", "score": 0.8}
     assert result(type="sentiment")["summary"] == "positive (+0.80)"
     assert result(type="translation", language="FR")["result"].startswith("[fr] ")
-    assert {"text": "Acme", "label": "MISC"} in result(type="entities")["result"]
+    assert {"text": "Acme", "label": "ORG"} in result(type="entities")["result"]
     assert "phoenix" in result(type="keywords")["result"]
     default = result()
     assert default["type"] == "summary"
@@ -155,8 +155,8 @@ def test_local_provider_refuses_llm_only_tasks(local_client: FlaskClient, body: 
         ({"prompt": "ok", "type": "translation", "language": "xx"}, "language"),
         ({"prompt": "ok", "type": "translation", "language": "german"}, "language"),
         ({"prompt": "ok", "type": "translation", "language": 7}, "language"),
-        ({"prompt": "ok", "type": "translation"}, "body"),
-        ({"prompt": "ok", "type": "translation", "language": None}, "body"),
+        ({"prompt": "ok", "type": "translation"}, "language"),
+        ({"prompt": "ok", "type": "translation", "language": None}, "language"),
         ({"prompt": "ok", "temperature": 2}, "temperature"),
     ],
 )

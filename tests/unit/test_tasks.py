@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from backend.errors import ProviderError
 from backend.schemas import BUILTIN_TASKS
-from backend.tasks import TemplateError, load_templates, parse_answer, text_form
+from backend.tasks import TemplateError, load_templates
 
 
 def write(tmp_path: Path, text: str, name: str = "templates.toml") -> Path:
@@ -123,121 +121,3 @@ def test_added_task_is_accepted_by_the_api(tmp_path: Path) -> None:
     )
     assert bad.get_json()["error"]["code"] == "invalid_input"
     assert "tone" in bad.get_json()["error"]["message"]
-
-
-# ------------------------------------------------------------------ parsing
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        '["alpha", "beta", "gamma"]',
-        '```json\n["alpha", "beta", "gamma"]\n```',
-        '```\n["alpha", "beta", "gamma"]\n```',
-        'Here are the keywords:\n["alpha", "beta", "gamma"]\nHope this helps.',
-        '{"keywords": ["alpha", "beta", "gamma"]}',
-        "- alpha\n- beta\n- gamma",
-        "1. alpha\n2) beta\n* gamma",
-        "alpha, beta, gamma",
-        '"alpha"\n"beta"\n"gamma"',
-        '["alpha", " ", "beta", "gamma"]',
-    ],
-)
-def test_string_list_answers(answer: str) -> None:
-    assert parse_answer("string_list", answer) == ["alpha", "beta", "gamma"]
-
-
-def test_string_list_numbers_become_strings() -> None:
-    assert parse_answer("string_list", '[2024, 3.5, "q3"]') == ["2024", "3.5", "q3"]
-
-
-@pytest.mark.parametrize(
-    ("answer", "label", "score"),
-    [
-        ('{"label": "negative", "score": -0.7}', "negative", -0.7),
-        ('```json\n{"label": "Positive", "score": 0.9}\n```', "positive", 0.9),
-        ('Sure! {"label": "mixed", "score": 0.1} is my answer.', "mixed", 0.1),
-        ('{"label": "positive", "score": 7}', "positive", 1.0),  # clamped
-        ('{"label": "negative", "score": "very"}', "negative", 0.0),
-        ("positive", "positive", 0.5),
-        ("Negative.", "negative", -0.5),
-        ("neutral (score 0.05)", "neutral", 0.05),
-        ("The sentiment is negative, -0.8", "negative", -0.8),
-    ],
-)
-def test_sentiment_answers(answer: str, label: str, score: float) -> None:
-    result = parse_answer("sentiment", answer)
-    assert result == {"label": label, "score": pytest.approx(score)}
-    assert -1 <= result["score"] <= 1
-
-
-@pytest.mark.parametrize(
-    "answer",
-    ["", "I cannot tell.", "positive or negative, hard to say", '{"label": "angry", "score": -1}'],
-)
-def test_unreadable_sentiment_is_a_provider_error(answer: str) -> None:
-    with pytest.raises(ProviderError) as info:
-        parse_answer("sentiment", answer)
-    assert info.value.status == 502
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [
-        '[{"text": "Acme Corp", "label": "ORG"}, {"text": "Alice", "label": "person"}]',
-        '```json\n[{"text": "Acme Corp", "label": "ORG"}, {"text": "Alice", "label": "PERSON"}]\n```',
-        '{"entities": [{"text": "Acme Corp", "label": "ORG"}, {"text": "Alice", "label": "PERSON"}]}',
-        "- Acme Corp (ORG)\n- Alice (PERSON)",
-        "Acme Corp: ORG\nAlice - PERSON",
-    ],
-)
-def test_entity_answers(answer: str) -> None:
-    assert parse_answer("entity_list", answer) == [
-        {"text": "Acme Corp", "label": "ORG"},
-        {"text": "Alice", "label": "PERSON"},
-    ]
-
-
-def test_entity_without_label_is_other_and_empty_text_dropped() -> None:
-    assert parse_answer("entity_list", '[{"text": "Bob"}, {"text": " ", "label": "X"}]') == [
-        {"text": "Bob", "label": "OTHER"}
-    ]
-
-
-@pytest.mark.parametrize("answer", ["[]", "", "none"])
-def test_no_entities_is_an_empty_list(answer: str) -> None:
-    assert parse_answer("entity_list", answer) == []
-
-
-def test_unreadable_entities_are_a_provider_error() -> None:
-    with pytest.raises(ProviderError):
-        parse_answer("entity_list", "I found some interesting names in there!")
-
-
-@pytest.mark.parametrize("answer", ["", "   \n  "])
-def test_empty_text_is_a_provider_error(answer: str) -> None:
-    with pytest.raises(ProviderError):
-        parse_answer("text", answer)
-
-
-def test_text_is_stripped() -> None:
-    assert parse_answer("text", "  A summary.\n") == "A summary."
-
-
-def test_unknown_kind_is_a_provider_error() -> None:
-    with pytest.raises(ProviderError):
-        parse_answer("html", "<p>")
-
-
-@pytest.mark.parametrize(
-    ("result", "text"),
-    [
-        ("plain", "plain"),
-        (["a", "b"], "a, b"),
-        ({"label": "negative", "score": -0.5}, "negative (-0.50)"),
-        ([{"text": "Acme", "label": "ORG"}, {"text": "Bob", "label": "PERSON"}], "Acme (ORG); Bob (PERSON)"),
-        ([], ""),
-    ],
-)
-def test_text_form_is_always_a_string(result: Any, text: str) -> None:
-    assert text_form(result) == text
