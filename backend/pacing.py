@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from backend.providers.retry import Throttle
+from backend.providers.retry import Throttle, Timing
 
 log = logging.getLogger("backend.pacing")
 
@@ -49,7 +49,7 @@ class ProviderBudget(Throttle):
     """
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
+        super().__init__(Timing(clock=clock))
         if limit < 1:
             raise ValueError("PROVIDER_CONCURRENCY must be at least 1")
         self.limit = limit

@@ -14,6 +14,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from backend.errors import APIError, ProviderError, ProviderTimeout, RateLimited
@@ -24,25 +25,43 @@ T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Where the retry loop reads the time, sleeps, and draws its back-off jitter.
+
+    A seam, so tests run the loop on a fake clock that advances when it "sleeps",
+    with no jitter, instead of patching this module's `time` and `random`.
+    """
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(0.8, 1.2))
+
+
+REAL_TIME = Timing()
+
+
 class Throttle:
     """A process-wide 'not before' time set by the provider's Retry-After."""
 
-    def __init__(self) -> None:
+    def __init__(self, timing: Timing = REAL_TIME) -> None:
         self._lock = threading.Lock()
         self._not_before = 0.0
+        self._timing = timing
 
     def hold(self, seconds: float) -> None:
         with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
+            self._not_before = max(self._not_before, self._timing.clock() + seconds)
 
     def wait(self, deadline: float) -> bool:
         """Sleep until the provider may be called again; False if that is past `deadline`."""
-        delay = self._not_before - time.monotonic()
+        now = self._timing.clock()
+        delay = self._not_before - now
         if delay <= 0:
             return True
-        if time.monotonic() + delay >= deadline:
+        if now + delay >= deadline:
             return False
-        time.sleep(delay)
+        self._timing.sleep(delay)
         return True
 
 
@@ -78,16 +97,22 @@ def call_with_retries(
     timeout: float,
     max_retries: int,
     throttle: Throttle,
+    timing: Timing = REAL_TIME,
 ) -> T:
-    """Run `attempt(seconds_left)` until it succeeds, fails for good, or time runs out."""
-    deadline = time.monotonic() + timeout
+    """Run `attempt(seconds_left)` until it succeeds, fails for good, or time runs out.
+
+    `throttle.wait` takes a deadline on `timing.clock`: give both the same clock.
+    """
+    clock = timing.clock
+    deadline = clock() + timeout
     tries = 0
     while True:
         if not throttle.wait(deadline):
             raise RateLimited(
-                f"{provider} asked us to slow down; retry later.", retry_after=_left(deadline) + 1
+                f"{provider} asked us to slow down; retry later.",
+                retry_after=max(0.0, deadline - clock()) + 1,
             )
-        left = _left(deadline)
+        left = max(0.0, deadline - clock())
         if left <= 0.05:
             raise ProviderTimeout(f"{provider} did not answer within {round(timeout, 1):g} s.")
         try:
@@ -96,7 +121,7 @@ def call_with_retries(
             raise ProviderTimeout(f"{provider} did not answer within {round(timeout, 1):g} s.") from exc
         except errors.connection as exc:
             failure: APIError = ProviderError(f"Could not reach {provider}.")
-            wait = _backoff(tries)
+            wait = _backoff(tries, timing.jitter())
             cause: Exception = exc
         except errors.status as exc:
             status = int(getattr(exc, "status_code", 0) or 0)
@@ -104,25 +129,21 @@ def call_with_retries(
             failure = _status_error(provider, status, after)
             if status not in TRANSIENT_STATUS:
                 raise failure from exc
+            wait = after if after is not None else _backoff(tries, timing.jitter())
             if status == 429:
-                throttle.hold(after if after is not None else _backoff(tries))
-            wait = after if after is not None else _backoff(tries)
+                throttle.hold(wait)
             cause = exc
         except (errors.base, ValueError) as exc:  # malformed body: SDK error or a bare JSONDecodeError
             raise ProviderError(f"{provider} answered with something that is not a valid response.") from exc
         tries += 1
-        if tries > max_retries or time.monotonic() + wait >= deadline:
+        if tries > max_retries or clock() + wait >= deadline:
             raise failure from cause
-        time.sleep(wait)
+        timing.sleep(wait)
 
 
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
-def _backoff(tries: int) -> float:
-    """Exponential back-off with jitter: 0.25, 0.5, 1, 2 s ... capped at 8 s."""
-    return float(min(8.0, 0.25 * 2**tries) * random.uniform(0.8, 1.2))
+def _backoff(tries: int, jitter: float) -> float:
+    """Exponential back-off times a jitter factor (0.8..1.2): 0.25, 0.5, 1, 2 s ... capped at 8 s."""
+    return float(min(8.0, 0.25 * 2**tries) * jitter)
 
 
 def _status_error(provider: str, status: int, retry_after: float | None) -> APIError:
@@ -143,13 +164,19 @@ class SDKProvider(Provider):
     errors: SDKErrors
 
     def __init__(
-        self, client: Any, model: str, max_retries: int = 2, throttle: Throttle | None = None
+        self,
+        client: Any,
+        model: str,
+        max_retries: int = 2,
+        throttle: Throttle | None = None,
+        timing: Timing = REAL_TIME,
     ) -> None:
         self.client = client
         self.model = model
         self.max_retries = max_retries
+        self.timing = timing
         # The app passes its ProviderBudget here, so a 429 also shrinks the concurrency.
-        self.throttle = throttle or Throttle()
+        self.throttle = throttle or Throttle(timing)
 
     def complete(self, job: Job, timeout: float) -> Completion:
         return call_with_retries(
@@ -159,6 +186,7 @@ class SDKProvider(Provider):
             timeout=timeout,
             max_retries=self.max_retries,
             throttle=self.throttle,
+            timing=self.timing,
         )
 
     @abstractmethod

@@ -19,7 +19,7 @@ from backend.providers import retry
 from backend.providers.anthropic import AnthropicProvider
 from backend.providers.base import Completion, Job, Usage
 from backend.providers.openai import OpenAIProvider
-from backend.providers.retry import SDKErrors, Throttle, call_with_retries, retry_after_seconds
+from backend.providers.retry import SDKErrors, Throttle, Timing, call_with_retries, retry_after_seconds
 
 
 class FakeBase(Exception):
@@ -52,11 +52,12 @@ FAKE_SDK = SDKErrors(
 
 
 class Clock:
-    """Replaces time.monotonic and time.sleep in the retry module: sleeping advances the clock."""
+    """A fake clock for the retry loop's `Timing` seam: sleeping advances it; no jitter."""
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self.timing = Timing(clock=self.monotonic, sleep=self.sleep, jitter=lambda: 1.0)
 
     def monotonic(self) -> float:
         return self.now
@@ -67,11 +68,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(retry, "time", types.SimpleNamespace(monotonic=fake.monotonic, sleep=fake.sleep))
-    monkeypatch.setattr("backend.providers.retry.random.uniform", lambda a, b: 1.0)  # no jitter
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 def scripted(*outcomes: Any) -> tuple[Callable[[float], str], list[float]]:
@@ -90,6 +88,7 @@ def scripted(*outcomes: Any) -> tuple[Callable[[float], str], list[float]]:
 
 
 def run(
+    clock: Clock,
     attempt: Callable[[float], str],
     *,
     timeout: float = 10.0,
@@ -102,13 +101,14 @@ def run(
         provider="fake",
         timeout=timeout,
         max_retries=max_retries,
-        throttle=throttle or Throttle(),
+        throttle=throttle or Throttle(clock.timing),
+        timing=clock.timing,
     )
 
 
 def test_success_needs_one_call(clock: Clock) -> None:
     attempt, seen = scripted("ok")
-    assert run(attempt) == "ok"
+    assert run(clock, attempt) == "ok"
     assert seen == [10.0]
     assert clock.sleeps == []
 
@@ -116,21 +116,21 @@ def test_success_needs_one_call(clock: Clock) -> None:
 @pytest.mark.parametrize("status", [500, 502, 503, 529, 409])
 def test_transient_status_is_retried_then_succeeds(clock: Clock, status: int) -> None:
     attempt, seen = scripted(FakeStatus(status), "ok")
-    assert run(attempt) == "ok"
+    assert run(clock, attempt) == "ok"
     assert len(seen) == 2
     assert clock.sleeps == [0.25]  # first back-off step
 
 
 def test_backoff_doubles(clock: Clock) -> None:
     attempt, _ = scripted(FakeStatus(500), FakeStatus(500), FakeStatus(500), "ok")
-    assert run(attempt, max_retries=3) == "ok"
+    assert run(clock, attempt, max_retries=3) == "ok"
     assert clock.sleeps == [0.25, 0.5, 1.0]
 
 
 def test_retries_are_bounded(clock: Clock) -> None:
     attempt, seen = scripted(FakeStatus(500), FakeStatus(500), FakeStatus(500), "never")
     with pytest.raises(ProviderError) as info:
-        run(attempt, max_retries=2)
+        run(clock, attempt, max_retries=2)
     assert len(seen) == 3
     assert info.value.status == 502
     assert "500" in info.value.message
@@ -139,7 +139,7 @@ def test_retries_are_bounded(clock: Clock) -> None:
 def test_zero_retries_means_one_call(clock: Clock) -> None:
     attempt, seen = scripted(FakeStatus(503), "never")
     with pytest.raises(ProviderError):
-        run(attempt, max_retries=0)
+        run(clock, attempt, max_retries=0)
     assert len(seen) == 1
 
 
@@ -147,7 +147,7 @@ def test_zero_retries_means_one_call(clock: Clock) -> None:
 def test_client_errors_are_not_retried(clock: Clock, status: int) -> None:
     attempt, seen = scripted(FakeStatus(status), "never")
     with pytest.raises(ProviderError):
-        run(attempt)
+        run(clock, attempt)
     assert len(seen) == 1
 
 
@@ -155,7 +155,7 @@ def test_client_errors_are_not_retried(clock: Clock, status: int) -> None:
 def test_refused_key_is_a_provider_error_not_retried(clock: Clock, status: int) -> None:
     attempt, seen = scripted(FakeStatus(status), "never")
     with pytest.raises(ProviderError) as info:
-        run(attempt)
+        run(clock, attempt)
     assert len(seen) == 1
     assert "key" in info.value.message
     assert info.value.status == 502  # the caller's token was fine; the operator's key was not
@@ -165,21 +165,21 @@ def test_refused_key_is_a_provider_error_not_retried(clock: Clock, status: int) 
 def test_upstream_timeouts_become_provider_timeout(clock: Clock, status: int) -> None:
     attempt, _ = scripted(FakeStatus(status), FakeStatus(status), FakeStatus(status))
     with pytest.raises(ProviderTimeout) as info:
-        run(attempt)
+        run(clock, attempt)
     assert info.value.status == 504
 
 
 def test_sdk_timeout_is_not_retried(clock: Clock) -> None:
     attempt, seen = scripted(FakeTimeout(), "never")
     with pytest.raises(ProviderTimeout):
-        run(attempt)
+        run(clock, attempt)
     assert len(seen) == 1
 
 
 def test_connection_errors_are_retried(clock: Clock) -> None:
     attempt, seen = scripted(FakeConnection(), FakeConnection(), FakeConnection())
     with pytest.raises(ProviderError) as info:
-        run(attempt)
+        run(clock, attempt)
     assert len(seen) == 3
     assert "reach" in info.value.message
 
@@ -188,26 +188,26 @@ def test_connection_errors_are_retried(clock: Clock) -> None:
 def test_malformed_answers_are_provider_errors(clock: Clock, exc: Exception) -> None:
     attempt, seen = scripted(exc, "never")
     with pytest.raises(ProviderError):
-        run(attempt)
+        run(clock, attempt)
     assert len(seen) == 1
 
 
 def test_retry_after_is_honoured(clock: Clock) -> None:
     attempt, _ = scripted(FakeStatus(429, {"retry-after": "1.5"}), "ok")
-    assert run(attempt) == "ok"
+    assert run(clock, attempt) == "ok"
     assert clock.sleeps == [1.5]
 
 
 def test_retry_after_ms_wins(clock: Clock) -> None:
     attempt, _ = scripted(FakeStatus(429, {"retry-after-ms": "200", "retry-after": "9"}), "ok")
-    assert run(attempt) == "ok"
+    assert run(clock, attempt) == "ok"
     assert clock.sleeps == [pytest.approx(0.2)]
 
 
 def test_rate_limit_after_retries_is_429_with_retry_after(clock: Clock) -> None:
     attempt, seen = scripted(*[FakeStatus(429, {"retry-after": "2"})] * 3)
     with pytest.raises(RateLimited) as info:
-        run(attempt, max_retries=2)
+        run(clock, attempt, max_retries=2)
     assert len(seen) == 3
     assert info.value.status == 429
     assert info.value.headers["Retry-After"] == "2"
@@ -216,49 +216,49 @@ def test_rate_limit_after_retries_is_429_with_retry_after(clock: Clock) -> None:
 def test_wait_past_the_deadline_gives_up_at_once(clock: Clock) -> None:
     attempt, seen = scripted(FakeStatus(429, {"retry-after": "30"}), "never")
     with pytest.raises(RateLimited):
-        run(attempt, timeout=5)
+        run(clock, attempt, timeout=5)
     assert len(seen) == 1
     assert clock.sleeps == []
 
 
 def test_each_attempt_gets_only_the_time_left(clock: Clock) -> None:
     attempt, seen = scripted(FakeStatus(500), FakeStatus(500), "ok")
-    assert run(attempt, timeout=3.0) == "ok"
+    assert run(clock, attempt, timeout=3.0) == "ok"
     assert seen == [3.0, 2.75, 2.25]  # one deadline for the whole call, back-off included
 
 
 def test_no_attempt_when_no_time_is_left(clock: Clock) -> None:
     attempt, seen = scripted("never")
     with pytest.raises(ProviderTimeout):
-        run(attempt, timeout=0.01)
+        run(clock, attempt, timeout=0.01)
     assert seen == []
 
 
 def test_throttle_is_shared_by_later_calls(clock: Clock) -> None:
-    throttle = Throttle()
+    throttle = Throttle(clock.timing)
     attempt, _ = scripted(FakeStatus(429, {"retry-after": "2"}), "ok")
-    assert run(attempt, throttle=throttle) == "ok"
+    assert run(clock, attempt, throttle=throttle) == "ok"
     assert clock.sleeps == [2.0]
     # another call, made while the provider's "wait" is still in force, waits first
     throttle.hold(1.0)
     other, seen = scripted("ok")
-    assert run(other, throttle=throttle) == "ok"
+    assert run(clock, other, throttle=throttle) == "ok"
     assert clock.sleeps == [2.0, 1.0]
     assert seen == [9.0]  # the wait counts against that call's deadline
 
 
 def test_throttle_past_the_deadline_answers_429_without_calling(clock: Clock) -> None:
-    throttle = Throttle()
+    throttle = Throttle(clock.timing)
     throttle.hold(60)
     attempt, seen = scripted("never")
     with pytest.raises(RateLimited) as info:
-        run(attempt, timeout=5, throttle=throttle)
+        run(clock, attempt, timeout=5, throttle=throttle)
     assert seen == []
     assert int(info.value.headers["Retry-After"]) >= 1
 
 
 def test_throttle_wait(clock: Clock) -> None:
-    throttle = Throttle()
+    throttle = Throttle(clock.timing)
     assert throttle.wait(deadline=clock.now + 1)  # nothing held: no sleep
     throttle.hold(0.5)
     throttle.hold(0.2)  # a shorter hold never shortens the wait
@@ -286,10 +286,10 @@ def test_retry_after_seconds(headers: dict[str, str] | None, expected: float | N
     assert retry_after_seconds(headers) == expected
 
 
-def test_backoff_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("backend.providers.retry.random.uniform", lambda a, b: b)
-    assert retry._backoff(0) == pytest.approx(0.3)
-    assert retry._backoff(20) == pytest.approx(9.6)
+def test_backoff_is_capped() -> None:
+    assert retry._backoff(0, 1.2) == pytest.approx(0.3)
+    assert retry._backoff(20, 1.2) == pytest.approx(9.6)
+    assert all(0.8 <= retry.REAL_TIME.jitter() <= 1.2 for _ in range(100))
 
 
 # ------------------------------------------------------------------ answer shapes (fake clients)
