@@ -100,7 +100,7 @@ class SQLiteStore:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS responses"
@@ -112,6 +112,21 @@ class SQLiteStore:
                 self._generation += 1
             self._inode = inode
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new file to WAL (it stays so). Connections that open a fresh file at the
+        same moment (threads, gunicorn workers) race for the switch, and SQLite answers the
+        losers "database is locked" at once, without its busy wait: they retry here."""
+        ends = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= ends:
+                    raise
+                time.sleep(0.01)
 
     def _conn(self) -> sqlite3.Connection:
         now = time.monotonic()
