@@ -15,6 +15,8 @@ if [ -f office-addin/package.json ]; then
   echo "== office-addin (node)"; (cd office-addin && npm test --silent)
 fi
 floor=90; [ $# -gt 0 ] && floor=0
+# Two test processes (pytest-xdist; PYTEST_WORKERS=0 runs in this one): most tests wait on
+# sockets and subprocesses, so two share the machine's two cores well.
 echo "== pytest"
-.venv/bin/python -m pytest --cov=backend --cov-branch --cov-report=term:skip-covered \
-  --cov-fail-under="$floor" "$@"
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --cov=backend --cov-branch \
+  --cov-report=term:skip-covered --cov-fail-under="$floor" "$@"
