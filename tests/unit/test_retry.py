@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backend.errors import ProviderError, ProviderTimeout, RateLimited
+from backend.errors import InvalidAnswer, ProviderError, ProviderTimeout, RateLimited
 from backend.providers import retry
 from backend.providers.anthropic import AnthropicProvider
 from backend.providers.base import Completion, Job, Usage
@@ -369,3 +369,33 @@ def test_anthropic_wrong_shapes_are_provider_errors(content: Any) -> None:
     provider = AnthropicProvider(fake_client("messages", response), "claude", 0)
     with pytest.raises(ProviderError):
         provider.complete(JOB, 5)
+
+
+def test_openai_structured_output_asks_for_the_schema_and_a_refusal_is_an_invalid_answer() -> None:
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]}}}
+    job = Job(task="classify", text="t", system="s", user="u", model="gpt-mini", schema=schema)
+    refusal = {
+        "model": "m",
+        "choices": [{"message": {"content": None, "refusal": "I can't help with that."}}],
+    }
+    client = fake_openai_client(refusal)
+    with pytest.raises(InvalidAnswer, match="refused"):
+        OpenAIProvider(client, "gpt-4", 0).complete(job, 5)
+    (call,) = client.sent
+    assert call["body"]["model"] == "gpt-mini"
+    assert call["body"]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "classify_answer", "schema": schema, "strict": True},
+    }
+
+
+def test_anthropic_structured_output_reads_the_tool_call_and_ignores_text_around_it() -> None:
+    blocks = [
+        types.SimpleNamespace(type="text", text="Sure, here it is."),
+        types.SimpleNamespace(type="tool_use", input={"label": "b"}),
+    ]
+    usage = types.SimpleNamespace(input_tokens=4, output_tokens=2)
+    response = types.SimpleNamespace(content=blocks, usage=usage, model="claude-x")
+    job = Job(task="classify", text="t", system="s", user="u", schema={"type": "object"})
+    answer = AnthropicProvider(fake_client("messages", response), "claude", 0).complete(job, 5)
+    assert answer.text == '{"label": "b"}' and answer.usage == Usage(4, 2)
