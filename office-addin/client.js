@@ -1,5 +1,5 @@
 /**
- * FlaskLLM client, shared by the task pane and the PROCESSEMAIL custom function.
+ * FlaskLLM client, shared by the task pane and the custom functions (PROCESSEMAIL, PROMPT, ...).
  *
  * - Settings (backend URL, API token, task choices) live in localStorage under a key prefixed with
  *   `Office.context.partitionKey`, per Office's guidance for add-in storage: per user and never in
@@ -8,22 +8,55 @@
  * - Every request has a deadline (AbortController): a fetch inside Excel dies after about 60 s and a
  *   cell must never wait forever.
  * - Every failure becomes an `ApiError` whose message a spreadsheet user can act on.
+ * - What the server can do (its tasks, models and limits) comes from GET /api/v1/health, read by
+ *   `serverInfo` into one shape with built-in fallbacks, so the pane and the functions offer a
+ *   task the operator added without a new kit, and still work when /health is unreachable.
  * - Large runs go through durable jobs (POST/GET/DELETE /api/v1/jobs): `postJob` with an
  *   Idempotency-Key (see `idempotencyKey`) so a retried or re-run submission attaches to the job
  *   it already made instead of paying twice.
  *
  * Plain script, no build: in a page it defines `FlaskLLMClient`; in Node it is a CommonJS module.
  */
+/**
+ * What GET /api/v1/health says the server can do, as `serverInfo` reads it.
+ * @typedef {{name: string, result: string, needs: string[], takes: string[], supported: boolean}} ServerTask
+ * @typedef {{maxPromptLength: number, batchMax: number, jobMax: number, maxLabels: number, maxFields: number, maxCount: number}} ServerLimits
+ * @typedef {{known: boolean, provider: string, tasks: ServerTask[], models: string[], defaultModel: string, limits: ServerLimits}} ServerInfo
+ */
 (function (root, factory) {
   const api = factory(root);
   if (typeof module === "object" && module.exports) module.exports = api;
   else root.FlaskLLMClient = api;
-})(typeof globalThis !== "undefined" ? globalThis : this, function (root) {
+})(globalThis, function (root) {
   "use strict";
 
   const DEADLINE_MS = 45000; // well under Excel's ~60 s fetch limit
-  const TASK_TYPES = ["summary", "keywords", "sentiment", "entities", "translation", "custom"];
+  /**
+   * What a server that does not answer /health is assumed to offer: the built-in tasks, with
+   * the options each needs and takes. A server's own list (its PROMPT_TEMPLATES included) wins.
+   * @type {ServerTask[]}
+   */
+  const FALLBACK_TASKS = [
+    task("summary", "text"),
+    task("keywords", "string_list", [], ["count"]),
+    task("sentiment", "sentiment"),
+    task("entities", "entity_list"),
+    task("translation", "text", ["language"], ["language"]),
+    task("custom", "text", [], ["instruction"]),
+    task("classify", "label", ["labels"], ["labels"]),
+    task("extract", "record", ["fields"], ["fields"]),
+    task("prompt", "text", ["instruction"], ["instruction"]),
+  ];
+  const TASK_TYPES = FALLBACK_TASKS.map((t) => t.name);
+  /** The server's limits when /health does not give them (the shipped defaults). */
+  const FALLBACK_LIMITS = { maxPromptLength: 4000, batchMax: 100, jobMax: 5000, maxLabels: 50, maxFields: 20, maxCount: 50 };
   const STORAGE_SUFFIX = "flaskllm.settings";
+  const SETTING_NAMES = ["backendUrl", "token", "type", "language", "instruction", "labels", "fields", "count", "model"];
+
+  /** @returns {ServerTask} */
+  function task(name, result, needs = [], takes = needs) {
+    return { name, result, needs, takes, supported: true };
+  }
 
   /** The server root this script was loaded from: `<root>/addin/client.js` -> `<root>`. */
   function scriptBackendUrl() {
@@ -43,7 +76,14 @@
     constructor(message, info) {
       super(message);
       this.name = "ApiError";
-      Object.assign(this, { status: 0, code: "", retryAfter: null }, info);
+      /** @type {string} */
+      this.kind = info.kind;
+      /** @type {number} */
+      this.status = info.status ?? 0;
+      /** @type {string} */
+      this.code = info.code ?? "";
+      /** @type {number | null} */
+      this.retryAfter = info.retryAfter ?? null;
     }
 
     /** The CustomFunctions.ErrorCode name for a cell: the input is wrong, or the service is. */
@@ -58,8 +98,13 @@
     return (partition || "") + STORAGE_SUFFIX;
   }
 
+  /**
+   * The pane's form as strings; labels and fields as typed (see `parseList`), count as digits.
+   * @returns {Record<string, string>}
+   */
   function defaultSettings() {
-    return { backendUrl: LOADED_FROM, token: "", type: "summary", language: "" };
+    const settings = Object.fromEntries(SETTING_NAMES.map((name) => [name, ""]));
+    return { ...settings, backendUrl: LOADED_FROM, type: "summary" };
   }
 
   /** Settings from storage over the defaults; unreadable storage (private mode) gives defaults. */
@@ -203,13 +248,19 @@
     return (await request(baseUrl, path, options)).body;
   }
 
-  /** POST /api/v1/batch; resolves with the body once it has a `results` array of the right length. */
+  /**
+   * POST /api/v1/batch; resolves with the body once it has a `results` array of the right length.
+   * `options.defaults` (task options every row takes unless it has its own) travels as the
+   * envelope's `defaults`, so 20 rows of one CLASSIFY do not carry the labels 20 times.
+   */
   async function postBatch(settings, items, options = {}) {
+    const { defaults, ...rest } = options;
+    const body = defaults ? { items, defaults } : { items };
     const answer = await requestJson(settings.backendUrl, "/api/v1/batch", {
-      ...options,
+      ...rest,
       method: "POST",
       token: settings.token,
-      body: { items },
+      body,
     });
     if (!Array.isArray(answer.results) || answer.results.length !== items.length) {
       throw new ApiError("The server's batch answer does not match the request", { kind: "format" });
@@ -219,6 +270,69 @@
 
   function health(settings, options = {}) {
     return requestJson(settings.backendUrl, "/api/v1/health", options);
+  }
+
+  const positive = (n, fallback) => (Number.isInteger(n) && n > 0 ? n : fallback);
+  const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === "string" && x !== "") : []);
+
+  /**
+   * A /health answer (or null when there was none) as the one shape the pane and the functions
+   * use. Missing or malformed parts fall back to the built-ins; `known` says whether the task
+   * list is the server's own.
+   * @param {any} answer
+   * @returns {ServerInfo}
+   */
+  function serverInfo(answer) {
+    const body = answer && typeof answer === "object" ? answer : {};
+    const served = Array.isArray(body.tasks) ? body.tasks.filter((t) => t && typeof t.name === "string" && t.name) : [];
+    const tasks = served.length
+      ? served.map((t) => ({ name: t.name, result: String(t.result || "text"), needs: strings(t.needs), takes: strings(t.takes), supported: t.supported !== false }))
+      : FALLBACK_TASKS.map((t) => ({ ...t }));
+    const models = strings(body.models);
+    const limits = body.limits && typeof body.limits === "object" ? body.limits : {};
+    const F = FALLBACK_LIMITS;
+    return {
+      known: served.length > 0,
+      provider: typeof body.provider === "string" ? body.provider : "",
+      tasks,
+      models,
+      defaultModel: typeof body.default_model === "string" ? body.default_model : models[0] || "",
+      limits: {
+        maxPromptLength: positive(limits.max_prompt_length, F.maxPromptLength),
+        batchMax: positive(limits.batch_max_items ?? body.batch_max_items, F.batchMax),
+        jobMax: positive(limits.job_max_items ?? body.job_max_items, F.jobMax),
+        maxLabels: positive(limits.max_labels, F.maxLabels),
+        maxFields: positive(limits.max_fields, F.maxFields),
+        maxCount: positive(limits.max_count, F.maxCount),
+      },
+    };
+  }
+
+  /**
+   * A list of names (CLASSIFY's labels, EXTRACT's fields) from a range's values or from one text.
+   * A range of several filled cells is one name per cell (a label may hold a comma); one text (or
+   * a range with one filled cell) is one name per line if it has line breaks, else
+   * comma-separated. Each name is trimmed with inner whitespace collapsed, empty ones are dropped
+   * and repeats (ignoring case) kept once: the server normalises the same way, so the cache key
+   * and the answer's spelling match.
+   * @param {unknown} value a string, a number, or a 2-D array of cell values
+   * @returns {string[]}
+   */
+  function parseList(value) {
+    const cells = (Array.isArray(value) ? value.flat(2) : [value]).filter((c) => c !== null && c !== undefined && String(c).trim() !== "");
+    const parts = [];
+    if (cells.length === 1) {
+      const text = String(cells[0]);
+      parts.push(...(/[\r\n]/.test(text) ? text.split(/\r?\n|\r/) : text.split(",")));
+    } else {
+      parts.push(...cells.map(String));
+    }
+    const names = new Map();
+    for (const part of parts) {
+      const name = part.split(/\s+/).filter(Boolean).join(" ");
+      if (name && !names.has(name.toLowerCase())) names.set(name.toLowerCase(), name);
+    }
+    return [...names.values()];
   }
 
   /** A job answer must carry a job with an id; anything else is a server we do not understand. */
@@ -258,7 +372,7 @@
    * i.e. this token already made a job with this Idempotency-Key and these rows (a re-run attaching
    * to it) rather than 202 for a new job. 409 (same key, other rows) and 413 reject as ApiErrors.
    * @param {object[]} items rows as for /batch
-   * @param {{idempotencyKey?: string, defaults?: object}} [options] plus request options
+   * @param {{idempotencyKey?: string, defaults?: object, signal?: AbortSignal, deadlineMs?: number, fetch?: Function}} [options]
    */
   async function postJob(settings, items, options = {}) {
     const { idempotencyKey, defaults, ...rest } = options;
@@ -382,6 +496,8 @@
   return {
     DEADLINE_MS,
     TASK_TYPES,
+    FALLBACK_TASKS,
+    FALLBACK_LIMITS,
     ApiError,
     storageKey,
     loadSettings,
@@ -398,6 +514,8 @@
     hashString,
     idempotencyKey,
     health,
+    serverInfo,
+    parseList,
     checkToken,
     rowText,
   };

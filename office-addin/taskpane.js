@@ -17,6 +17,13 @@
  *   stopped; the record is cleared when the job is written out. Cancel deletes the job on the
  *   server (rows not started are dropped; rows already finished are still written).
  *
+ * The task list, the models and the limits are the server's (GET /api/v1/health, read when the pane
+ * opens and on Test connection): a template the operator added shows up as a task, tasks the
+ * server's provider cannot do are shown but disabled, and each task shows the options it takes
+ * (an instruction for prompt and custom, labels for classify, fields for extract, a count for
+ * keywords, a language for translation). Those options travel as the request's `defaults`, in
+ * /batch chunks and in jobs alike, so a 5,000-row classify does not repeat its labels 5,000 times.
+ *
  * The pure helpers at the top are exported to Node for unit tests; the DOM part runs in a page only.
  */
 (function (root) {
@@ -32,7 +39,19 @@
   const MAX_SYNC_BYTES = 4 * 1024 * 1024; // per Excel request: Excel on the web refuses over 5 MB
   const FIRST_READ_ROWS = 500; // rows in the first read block; later blocks follow measured bytes
   const MAX_READ_ROWS = 5000;
-  const DEFAULT_LIMITS = { batchMax: 100, jobMax: 5000 }; // when /health does not say
+  /** How the pane names the built-in tasks; a server's template is shown by its own name. */
+  const TASK_LABELS = {
+    summary: "Summary",
+    keywords: "Keywords",
+    sentiment: "Sentiment",
+    entities: "Entities",
+    translation: "Translation",
+    custom: "Custom (the cell is the instruction)",
+    classify: "Classify (one of your labels)",
+    extract: "Extract fields",
+    prompt: "Prompt (your instruction over each row)",
+  };
+  const OPTION_GROUPS = ["instruction", "labels", "fields", "count", "language"]; // #<name>-group
 
   /** Rows (offsets into the column) to send: non-empty input; output empty or an old error if skipping. */
   function planRows(inputs, outputs, skipFilled) {
@@ -126,13 +145,55 @@
     });
   }
 
+  /**
+   * The task options a run sends as `defaults`: those the task takes, from the form's strings,
+   * checked against the server's limits. Returns {defaults} or {error} (a sentence for the status).
+   * @param {Record<string, string>} form the pane's settings
+   * @param {import("./client.js").ServerInfo} info
+   * @param {(value: unknown) => string[]} parseList client.parseList
+   * @returns {{defaults?: Record<string, unknown>, error?: string}}
+   */
+  function taskOptions(form, info, parseList) {
+    const task = info.tasks.find((t) => t.name === form.type);
+    if (!task) return { error: `The server has no task "${form.type}": press Test connection to reload its tasks.` };
+    if (!task.supported) return { error: `The server's provider (${info.provider || "?"}) cannot do ${form.type}: choose another task.` };
+    const takes = new Set([...task.takes, ...task.needs]);
+    /** @type {Record<string, unknown>} */
+    const defaults = {};
+    const instruction = String(form.instruction || "").trim();
+    if (takes.has("instruction") && instruction) defaults.instruction = instruction;
+    if (task.needs.includes("instruction") && !instruction) return { error: `Write the instruction for ${form.type} first.` };
+    if (takes.has("labels")) {
+      const labels = parseList(form.labels);
+      if (labels.length < 2 || labels.length > info.limits.maxLabels) return { error: `Give 2 to ${info.limits.maxLabels} labels (got ${labels.length}).` };
+      defaults.labels = labels;
+    }
+    if (takes.has("fields")) {
+      const fields = parseList(form.fields);
+      if (fields.length < 1 || fields.length > info.limits.maxFields) return { error: `Give 1 to ${info.limits.maxFields} fields (got ${fields.length}).` };
+      defaults.fields = fields;
+    }
+    if (takes.has("count") && String(form.count || "").trim() !== "") {
+      const count = Number(form.count);
+      if (!Number.isInteger(count) || count < 1 || count > info.limits.maxCount) return { error: `How many keywords: a whole number from 1 to ${info.limits.maxCount}.` };
+      defaults.count = count;
+    }
+    if (form.model) {
+      if (info.models.length && !info.models.includes(form.model)) return { error: `Model ${form.model} is not allowed by this server: use one of ${info.models.join(", ")}.` };
+      defaults.model = form.model;
+    }
+    return { defaults };
+  }
+
   if (typeof module === "object" && module.exports) {
-    module.exports = { planRows, chunks, asCellText, formatEta, progressText, jsonBytes, nextBlockRows, planWrites, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
+    module.exports = { planRows, chunks, asCellText, formatEta, progressText, jsonBytes, nextBlockRows, planWrites, taskOptions, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
     return;
   }
 
   const C = root.FlaskLLMClient;
-  const $ = (id) => document.getElementById(id);
+  /** An element of taskpane.html; typed as an input, which has every property the pane sets. */
+  const $ = (id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
+  const selectBox = (id) => /** @type {HTMLSelectElement} */ (document.getElementById(id));
   const tuning = { pollMs: POLL_MS, ...(root.FlaskLLMPaneTuning || {}) }; // tests shorten the poll
   let current = null; // the running work: {controller, done: Promise}
 
@@ -147,7 +208,76 @@
       token: $("api-token").value.trim(),
       type: $("task-type").value,
       language: $("language").value,
+      instruction: $("instruction").value,
+      labels: $("labels").value,
+      fields: $("fields").value,
+      count: $("count").value.trim(),
+      model: $("model").value,
     };
+  }
+
+  // ----- What the server can do: tasks, models, limits -----------------------------------------
+
+  let known = { url: "", info: C.serverInfo(null) }; // the last /health read, for this backend URL
+
+  /** The server's tasks, models and limits (GET /health, unauthenticated): the built-ins if it fails. */
+  async function serverInfo(settings) {
+    if (known.url === settings.backendUrl && known.info.known) return known.info;
+    let answer;
+    try {
+      answer = await C.health(settings, { deadlineMs: 10000 });
+    } catch (_) {
+      return C.serverInfo(null); // the built-ins; the real request will report what is wrong
+    }
+    known = { url: settings.backendUrl, info: C.serverInfo(answer) };
+    showServerInfo(known.info);
+    return known.info;
+  }
+
+  /** Rebuild the task and model lists from the server's, keeping the user's choice when it is there. */
+  function showServerInfo(info) {
+    const option = (value, text, disabled = false) => {
+      const o = document.createElement("option");
+      o.value = value;
+      o.textContent = text;
+      o.disabled = disabled;
+      return o;
+    };
+    const task = $("task-type").value;
+    const tasks = info.tasks.map((t) => option(t.name, (TASK_LABELS[t.name] || t.name) + (t.supported ? "" : " (not with this server's provider)"), !t.supported));
+    selectBox("task-type").replaceChildren(...tasks);
+    $("task-type").value = info.tasks.some((t) => t.name === task) ? task : info.tasks[0].name;
+    const model = $("model").value;
+    const defaultName = info.defaultModel ? `Server default (${info.defaultModel})` : "Server default";
+    selectBox("model").replaceChildren(option("", defaultName), ...info.models.map((m) => option(m, m)));
+    $("model").value = info.models.includes(model) ? model : "";
+    showTaskOptions();
+  }
+
+  /** Show the options the chosen task takes (its `takes` in /health), hide the others. */
+  function showTaskOptions() {
+    const task = known.info.tasks.find((t) => t.name === $("task-type").value);
+    const takes = new Set(task ? [...task.takes, ...task.needs] : []);
+    for (const name of OPTION_GROUPS) $(`${name}-group`).hidden = !takes.has(name);
+    const needs = task && task.needs.includes("instruction") ? "The instruction applies to every row; each row's cell is the text it works on." : "";
+    $("task-hint").textContent = task && !task.supported ? "The server's provider cannot do this task." : needs;
+  }
+
+  /** "Use selection as labels/fields": the selected cells' values into the box, one per line. */
+  async function selectionIntoBox(box) {
+    try {
+      const values = await root.Excel.run(async (context) => {
+        const range = context.workbook.getSelectedRange();
+        range.load("values");
+        await context.sync();
+        return range.values;
+      });
+      const names = C.parseList(values);
+      $(box).value = names.join("\n");
+      setStatus(`${names.length} ${box} taken from the selection.`, names.length ? "ok" : "error");
+    } catch (err) {
+      setStatus(`Could not read the selection: ${err.message}`, "error");
+    }
   }
 
   /** Persist what the form shows: every action uses exactly what the user sees. */
@@ -169,6 +299,8 @@
     setStatus("Testing the connection…");
     try {
       const info = await C.health(settings, { deadlineMs: 10000 });
+      known = { url: settings.backendUrl, info: C.serverInfo(info) };
+      showServerInfo(known.info);
       const server = `FlaskLLM ${info.version || "?"} (provider ${info.provider || "?"})`;
       const token = await C.checkToken(settings, { deadlineMs: 10000 });
       if (token.ok) setStatus(`Connected to ${server}. ${token.message}.`, "ok");
@@ -287,8 +419,9 @@
   }
 
   function showProgress(p) {
-    $("progress").max = Math.max(p.total, 1);
-    $("progress").value = p.done;
+    const bar = /** @type {HTMLProgressElement} */ (document.getElementById("progress"));
+    bar.max = Math.max(p.total, 1);
+    bar.value = p.done;
     $("progress-text").textContent = progressText(p);
   }
 
@@ -306,17 +439,6 @@
         await sleep(wait * 1000, signal);
         if (signal && signal.aborted) throw new C.ApiError("Cancelled", { kind: "cancelled" });
       }
-    }
-  }
-
-  /** The limits this server reports in /health (unauthenticated, cheap), or the defaults. */
-  async function serverLimits(settings) {
-    try {
-      const info = await C.health(settings, { deadlineMs: 10000 });
-      const positive = (n, fallback) => (Number.isInteger(n) && n > 0 ? n : fallback);
-      return { batchMax: positive(info.batch_max_items, DEFAULT_LIMITS.batchMax), jobMax: positive(info.job_max_items, DEFAULT_LIMITS.jobMax) };
-    } catch (_) {
-      return { ...DEFAULT_LIMITS }; // the real request will report what is wrong
     }
   }
 
@@ -359,9 +481,9 @@
   // ----- The /batch path -----------------------------------------------------------------------
 
   /** Send one chunk; on 429 wait Retry-After and try again. Throws only errors that end the run. */
-  async function sendChunk(settings, items, signal) {
+  async function sendChunk(settings, items, defaults, signal) {
     try {
-      return await withRateLimit(() => C.postBatch(settings, items, { signal }), signal);
+      return await withRateLimit(() => C.postBatch(settings, items, { signal, defaults }), signal);
     } catch (err) {
       const fatal = ["network", "format", "cancelled"].includes(err.kind) || [401, 404, 429].includes(err.status);
       if (fatal || !(err instanceof C.ApiError)) throw err;
@@ -381,16 +503,17 @@
     return { row: sel.firstRow + i, text: ERROR_PREFIX + message };
   }
 
-  async function runBatches(settings, sel, rows, controller) {
+  async function runBatches(settings, sel, rows, defaults, controller) {
     const progress = { done: 0, total: rows.length, cached: 0, failed: 0 };
     showProgress(progress);
     const queue = chunks(rows, CHUNK_ROWS);
-    let fatal = null;
+    /** @type {any} */
+    let fatal = null; // the first error that ends the run
     const worker = async () => {
       try {
         while (queue.length && !controller.signal.aborted) {
           const offsets = queue.shift();
-          const answer = await sendChunk(settings, offsets.map((i) => rowItem(settings, sel, i)), controller.signal);
+          const answer = await sendChunk(settings, offsets.map((i) => rowItem(settings, sel, i)), defaults, controller.signal);
           // Written even if Cancel was pressed meanwhile: these rows are done and paid for.
           await writeCells(sel.sheet, sel.column, offsets.map((i, k) => cellFor(sel, i, answer, k, progress)));
           progress.done += offsets.length;
@@ -421,13 +544,13 @@
    * second one, while pressing Process again is a new run with a new job (the earlier job's failed
    * rows must be retried, not handed back).
    */
-  async function submitJob(settings, sel, items, nonce, signal) {
-    const parts = ["pane", sel.sheet, sel.column, settings.type, settings.language, nonce];
+  async function submitJob(settings, sel, items, defaults, nonce, signal) {
+    const parts = ["pane", sel.sheet, sel.column, settings.type, settings.language, JSON.stringify(defaults), nonce];
     for (const item of items) parts.push(item.id, item.prompt);
     const idempotencyKey = C.idempotencyKey("pane", parts);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await withRateLimit(() => C.postJob(settings, items, { idempotencyKey, signal }), signal);
+        return await withRateLimit(() => C.postJob(settings, items, { idempotencyKey, defaults, signal }), signal);
       } catch (err) {
         if (!["timeout", "network"].includes(err.kind) || attempt >= 2) throw err;
         setStatus("No answer from the server: sending the job again (it will not run twice)…");
@@ -435,7 +558,7 @@
     }
   }
 
-  async function runJobs(settings, sel, rows, limits, work) {
+  async function runJobs(settings, sel, rows, defaults, limits, work) {
     const parts = chunks(rows, limits.jobMax);
     const nonce = `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
     for (let k = 0; k < parts.length; k++) {
@@ -444,7 +567,7 @@
       setStatus(`Submitting ${items.length} rows of ${sel.address} as a server job${of}…`);
       let job;
       try {
-        ({ job } = await submitJob(settings, sel, items, nonce, work.controller.signal));
+        ({ job } = await submitJob(settings, sel, items, defaults, nonce, work.controller.signal));
       } catch (err) {
         if (err.kind !== "cancelled") throw err;
         return setStatus("Cancelled before the job was submitted. Run again to continue: filled rows are skipped.", "info");
@@ -593,15 +716,17 @@
     const stored = loadJobRecord();
     if (stored) return resumeStoredJob(stored); // finish the stored job before starting another
     return runWork(async (work) => {
+      const info = await serverInfo(settings);
+      const { defaults, error } = taskOptions(settings, info, C.parseList);
+      if (error) return setStatus(error, "error");
       setStatus("Reading the selection…");
       const sel = await readSelection();
       const rows = planRows(sel.inputs, sel.outputs, $("skip-filled").checked);
       showProgress({ done: 0, total: rows.length, cached: 0, failed: 0 });
       if (!rows.length) return setStatus(sel.inputs.length ? "Nothing to do: every row is filled or empty." : "The selection has no data.", "info");
-      const limits = await serverLimits(settings);
       setStatus(`Processing ${rows.length} rows of ${sel.address}${sel.wide ? " (first column only)" : ""}…`);
-      if (rows.length > limits.batchMax) await runJobs(settings, sel, rows, limits, work);
-      else await runBatches(settings, sel, rows, work.controller);
+      if (rows.length > info.limits.batchMax) await runJobs(settings, sel, rows, defaults, info.limits, work);
+      else await runBatches(settings, sel, rows, defaults, work.controller);
     });
   }
 
@@ -616,6 +741,11 @@
     $("api-token").value = settings.token;
     $("task-type").value = settings.type;
     $("language").value = settings.language;
+    for (const name of ["instruction", "labels", "fields", "count"]) $(name).value = settings[name];
+    $("task-type").addEventListener("change", showTaskOptions);
+    $("labels-from-selection").addEventListener("click", () => selectionIntoBox("labels"));
+    $("fields-from-selection").addEventListener("click", () => selectionIntoBox("fields"));
+    showTaskOptions();
     $("save-settings").addEventListener("click", () => {
       try {
         saveForm();
@@ -631,6 +761,7 @@
     $("process").disabled = !inOffice;
     const stored = inOffice ? loadJobRecord() : null;
     if (stored) resumeStoredJob(stored);
+    if (settings.backendUrl) serverInfo(settings).then(() => ($("model").value = settings.model || $("model").value)); // the server's tasks and models; quiet if it is down
   }
 
   /** For tests and the e2e suite: a promise for the pane's current work (resolved when idle). */
@@ -638,4 +769,4 @@
 
   if (root.Office && root.Office.onReady) root.Office.onReady((info) => init(Boolean(info && info.host)));
   else document.addEventListener("DOMContentLoaded", () => init(false));
-})(typeof globalThis !== "undefined" ? globalThis : this);
+})(globalThis);

@@ -4,12 +4,31 @@
  * tests, and prints ONE JSON line of figures to stdout (log lines go to stderr).
  *
  *   node scripts/excel_driver.js filldown --url URL --token TOKEN --cells 1000 [--prefix STR] [--bytes 300]
- *     Loads office-addin/client.js then functions.js into one global object, as Excel's shared
- *     runtime does (a vm context with fetch, AbortController, timers, and localStorage holding the
- *     settings under the client's storage key), calls PROCESSEMAIL for N distinct texts at once
- *     (a fill-down), awaits every cell, then does it again (a recalculation).
+ *     Loads the scripts office-addin/taskpane.html loads before the pane (client.js, functions.js)
+ *     into one global object, as Excel's shared runtime does (a vm context with fetch,
+ *     AbortController, timers, and localStorage holding the settings under the client's storage
+ *     key), calls PROCESSEMAIL for N distinct texts at once (a fill-down), awaits every cell, then
+ *     does it again (a recalculation).
  *     -> {"cells","ok","errors","first_error","batch_requests","seconds",
  *         "recalc_ok","recalc_batch_requests","recalc_seconds"}
+ *
+ *   node scripts/excel_driver.js formulas --url URL --token TOKEN [--cells 500] [--prefix STR]
+ *     The formula surface in the same runtime, all at once as a recalculating sheet would call it:
+ *     CLASSIFY over N distinct texts with labels "billing,shipping,complaint,other", EXTRACT of 3
+ *     fields and KEYWORDS over 20 texts each, ENTITIES over 5, PROMPT over a 20 x 4 range (a
+ *     header row and 19 rows; the batch bodies sent are recorded, to show the table went out with
+ *     its headers and values) and PROMPTWITH with a model outside the server's allow-list.
+ *     -> {"classify_cells","classify_ok","classify_in_labels","extract_cells","extract_ok",
+ *         "keywords_cells","keywords_ok","entities_cells","entities_ok","prompt_ok","prompt_answer",
+ *         "prompt_sent_headers","prompt_sent_values","prompt_sent_instruction","promptwith_error",
+ *         "models","errors","first_error","batch_requests","seconds"}
+ *     *_ok counts cells of the promised shape: a label; a 1 x 3 row; a 1 x N row (N >= 1); N x 2.
+ *
+ *   node scripts/excel_driver.js deadline --url URL --token TOKEN [--cells 1000] [--cell-deadline-ms 2000] [--max-concurrent 2]
+ *     PROCESSEMAIL for N cells through a batcher with a short cell deadline and few request slots
+ *     (so most cells queue), against a server that may never answer: every cell must settle
+ *     within one cell deadline of its call, queued or not.
+ *     -> {"cells","settled","errors","first_error","max_seconds","cell_deadline_seconds"}
  *
  *   node scripts/excel_driver.js script --url URL --token TOKEN --rows 2000 --bytes 3000 [--prefix STR] [--file ProcessEmails.ts]
  *     Runs the shipped Office Script (transpiled as office-addin/tests/load-script.js does, with
@@ -37,16 +56,24 @@ const ADDIN = path.join(__dirname, "..", "office-addin");
 const SCRIPT_FILES = ["ProcessEmails.ts", "ProcessTableColumn.ts"];
 const USAGE = `usage:
   node scripts/excel_driver.js filldown --url URL --token TOKEN --cells N [--prefix STR] [--bytes B]
-  node scripts/excel_driver.js script --url URL --token TOKEN --rows N --bytes B [--prefix STR] [--file ${SCRIPT_FILES.join("|")}]`;
+  node scripts/excel_driver.js script --url URL --token TOKEN --rows N --bytes B [--prefix STR] [--file ${SCRIPT_FILES.join("|")}]
+  node scripts/excel_driver.js formulas --url URL --token TOKEN [--cells N] [--prefix STR]
+  node scripts/excel_driver.js deadline --url URL --token TOKEN [--cells N] [--cell-deadline-ms MS] [--max-concurrent N]`;
+const MODES = {
+  filldown: { flags: ["url", "token", "cells", "prefix", "bytes"], count: "cells" },
+  script: { flags: ["url", "token", "rows", "bytes", "prefix", "file"], count: "rows" },
+  formulas: { flags: ["url", "token", "cells", "prefix"], count: "cells", defaults: { cells: "500" } },
+  deadline: { flags: ["url", "token", "cells", "cell-deadline-ms", "max-concurrent"], count: "cells", defaults: { cells: "1000", "cell-deadline-ms": "2000", "max-concurrent": "2" } },
+};
 
 class UsageError extends Error {}
 
 /** argv -> {mode, url, token, cells, rows, bytes, prefix, file}; UsageError for anything wrong. */
 function parseArgs(argv) {
   const [mode, ...rest] = argv;
-  if (!["filldown", "script"].includes(mode)) throw new UsageError(`unknown mode ${mode === undefined ? "(none)" : JSON.stringify(mode)}`);
-  const known = { filldown: ["url", "token", "cells", "prefix", "bytes"], script: ["url", "token", "rows", "bytes", "prefix", "file"] }[mode];
-  const opts = { mode };
+  if (!Object.hasOwn(MODES, mode ?? "")) throw new UsageError(`unknown mode ${mode === undefined ? "(none)" : JSON.stringify(mode)}`);
+  const known = MODES[mode].flags;
+  const opts = { mode, ...(MODES[mode].defaults || {}) };
   for (let i = 0; i < rest.length; i += 2) {
     const flag = rest[i];
     const name = flag && flag.startsWith("--") ? flag.slice(2) : null;
@@ -56,8 +83,9 @@ function parseArgs(argv) {
   }
   if (!/^https?:\/\/[^\s/]+/i.test(opts.url || "")) throw new UsageError("--url must be an http(s) URL");
   if (!opts.token) throw new UsageError("--token is required");
-  const count = mode === "filldown" ? "cells" : "rows";
+  const count = MODES[mode].count;
   opts[count] = positiveInt(opts[count], `--${count}`);
+  for (const flag of ["cell-deadline-ms", "max-concurrent"]) if (opts[flag] !== undefined) opts[flag] = positiveInt(opts[flag], `--${flag}`);
   opts.bytes = opts.bytes === undefined ? (mode === "filldown" ? 300 : 3000) : positiveInt(opts.bytes, "--bytes");
   opts.prefix = opts.prefix ?? crypto.randomBytes(4).toString("hex");
   if (!/^[\w.:-]{1,40}$/.test(opts.prefix)) throw new UsageError("--prefix: 1 to 40 of [A-Za-z0-9_.:-]");
@@ -117,8 +145,23 @@ function memoryStorage() {
   return { getItem: (k) => (data.has(k) ? data.get(k) : null), setItem: (k, v) => data.set(k, String(v)), removeItem: (k) => data.delete(k) };
 }
 
-/** PROCESSEMAIL as Excel's shared runtime has it: client.js then functions.js in one global. */
-function loadCustomFunction(opts, fetchImpl) {
+/**
+ * The scripts taskpane.html loads for the shared runtime before the pane itself: its local,
+ * non-deferred <script src>s in page order (office.js comes from Microsoft's CDN, taskpane.js
+ * needs the page's DOM).
+ */
+function runtimeScripts() {
+  const html = fs.readFileSync(path.join(ADDIN, "taskpane.html"), "utf8");
+  const tags = [...html.matchAll(/<script\b([^>]*)>/g)].map((m) => m[1]);
+  return tags.filter((attrs) => !/\bdefer\b/.test(attrs)).map((attrs) => (/\bsrc="([^"]+)"/.exec(attrs) || [])[1]).filter((src) => src && !/^[a-z]+:/i.test(src));
+}
+
+/**
+ * The custom functions as Excel's shared runtime has them: the page's scripts in one global.
+ * Returns the functions by id (as CustomFunctions.associate registered them) and the
+ * FlaskLLMFunctions namespace (for a batcher with other options).
+ */
+function loadCustomFunctions(opts, fetchImpl) {
   const registered = {};
   class CustomFunctionsError extends Error {
     constructor(code, message) {
@@ -141,23 +184,28 @@ function loadCustomFunction(opts, fetchImpl) {
       associate: (id, fn) => (registered[String(id).toUpperCase()] = fn),
     },
   });
-  for (const file of ["client.js", "functions.js"]) {
+  for (const file of runtimeScripts()) {
     vm.runInContext(fs.readFileSync(path.join(ADDIN, file), "utf8"), context, { filename: file });
   }
   // The settings as the task pane's Save leaves them, under the client's own storage key.
   localStorage.setItem(context.FlaskLLMClient.storageKey(), JSON.stringify({ backendUrl: opts.url, token: opts.token, type: "summary", language: "" }));
-  if (!registered.PROCESSEMAIL) throw new Error("functions.js did not register PROCESSEMAIL");
-  return registered.PROCESSEMAIL;
+  for (const id of ["PROCESSEMAIL", "PROMPT", "PROMPTWITH", "CLASSIFY", "EXTRACT", "KEYWORDS", "ENTITIES"]) {
+    if (!registered[id]) throw new Error(`functions.js did not register ${id}`);
+  }
+  return { functions: registered, namespace: vm.runInContext("FlaskLLMFunctions", context), client: context.FlaskLLMClient };
 }
+
+/** Excel's CancelableInvocation as the runtime passes it (nobody cancels here). */
+const invocation = () => ({ onCanceled: null });
 
 async function filldown(opts) {
   const batches = counter((method, pathname) => method === "POST" && pathname === "/api/v1/batch");
-  const processEmail = loadCustomFunction(opts, countingFetch(batches));
+  const processEmail = loadCustomFunctions(opts, countingFetch(batches)).functions.PROCESSEMAIL;
   const texts = makeTexts(opts.prefix, opts.cells, opts.bytes);
   const wave = async () => {
     const before = batches.n;
     const started = process.hrtime.bigint();
-    const outcomes = await Promise.allSettled(texts.map((text) => processEmail(text, null, null)));
+    const outcomes = await Promise.allSettled(texts.map((text) => processEmail(text, null, null, invocation())));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const ok = outcomes.filter((o) => o.status === "fulfilled" && typeof o.value === "string" && o.value !== "").length;
     const failure = outcomes.find((o) => o.status === "rejected");
@@ -234,6 +282,100 @@ async function script(opts) {
   };
 }
 
+const LABELS = "billing,shipping,complaint,other";
+const FIELDS = [["customer", "amount", "date"]];
+const BAD_MODEL = "no-such-model-xyz";
+
+/** A 20 x 4 sales table: a header row and 19 rows, every value distinct per prefix. */
+function salesTable(prefix) {
+  const regions = ["North", "South", "East", "West"];
+  const rows = Array.from({ length: 19 }, (_, i) => [`${regions[i % 4]}-${prefix}-${i}`, `Product ${i}`, 10 + i * 3, 1000 + i * 137.5]);
+  return [["Region", "Product", "Units", "Revenue"], ...rows];
+}
+
+/** Node's fetch, keeping the parsed body of every POST /api/v1/batch. */
+function recordingFetch(bodies) {
+  return async (url, init = {}) => {
+    if ((init.method || "GET").toUpperCase() === "POST" && new URL(url).pathname === "/api/v1/batch") bodies.push(JSON.parse(init.body));
+    return fetch(url, init);
+  };
+}
+
+const isRow = (value, width) => Array.isArray(value) && value.length === 1 && Array.isArray(value[0]) && value[0].every((v) => typeof v === "string") && (width === undefined ? value[0].length >= 1 : value[0].length === width);
+const describe = (reason) => `${(reason && reason.code) || "error"}: ${reason && reason.message}`;
+
+async function formulas(opts) {
+  const bodies = [];
+  const { functions: F, client } = loadCustomFunctions(opts, recordingFetch(bodies));
+  const health = client.serverInfo(await client.health({ backendUrl: opts.url }, {}).catch(() => null));
+  const texts = makeTexts(opts.prefix, opts.cells, 200);
+  const few = (n, tag) => makeTexts(`${opts.prefix}-${tag}`, n, 200);
+  const table = salesTable(opts.prefix);
+  const instruction = `Which region sold the most units? (${opts.prefix})`;
+  const started = process.hrtime.bigint();
+  const calls = {
+    classify: texts.map((t) => F.CLASSIFY(t, [[LABELS]], invocation())),
+    extract: few(20, "x").map((t) => F.EXTRACT(t, FIELDS, invocation())),
+    keywords: few(20, "k").map((t) => F.KEYWORDS(t, null, invocation())),
+    entities: few(5, "e").map((t) => F.ENTITIES(t, invocation())),
+    prompt: [F.PROMPT(instruction, [table], invocation())],
+    promptwith: [F.PROMPTWITH(BAD_MODEL, instruction, [table], invocation())],
+  };
+  const names = Object.keys(calls);
+  const settled = await Promise.all(names.map((name) => Promise.allSettled(calls[name]))); // all handled at once
+  const out = Object.fromEntries(names.map((name, i) => [name, settled[i]]));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const labels = LABELS.split(",");
+  const ok = (name, good) => out[name].filter((o) => o.status === "fulfilled" && good(o.value)).length;
+  const failures = Object.entries(out).filter(([name]) => name !== "promptwith").flatMap(([, list]) => list.filter((o) => o.status === "rejected"));
+  const sent = bodies.flatMap((b) => b.items).find((item) => item.type === "prompt" && item.instruction === instruction);
+  const sentText = sent ? String(sent.prompt) : "";
+  const [prompt] = out.prompt;
+  const [promptwith] = out.promptwith;
+  return {
+    classify_cells: texts.length,
+    classify_ok: ok("classify", (v) => typeof v === "string" && v !== ""),
+    classify_in_labels: ok("classify", (v) => labels.includes(v)),
+    extract_cells: calls.extract.length,
+    extract_ok: ok("extract", (v) => isRow(v, FIELDS[0].length)),
+    keywords_cells: calls.keywords.length,
+    keywords_ok: ok("keywords", (v) => isRow(v) && v[0][0] !== ""),
+    entities_cells: calls.entities.length,
+    entities_ok: ok("entities", (v) => Array.isArray(v) && v.length >= 1 && v.every((r) => Array.isArray(r) && r.length === 2)),
+    prompt_ok: prompt.status === "fulfilled" && typeof prompt.value === "string" && prompt.value !== "",
+    prompt_answer: prompt.status === "fulfilled" ? String(prompt.value).slice(0, 200) : describe(prompt.reason),
+    prompt_sent_headers: sentText.includes(table[0].join("\t")),
+    prompt_sent_values: table.slice(1).every((row) => sentText.includes(row.map(String).join("\t"))),
+    prompt_sent_instruction: Boolean(sent),
+    promptwith_error: promptwith.status === "rejected" ? describe(promptwith.reason) : null,
+    models: health.models,
+    errors: failures.length,
+    first_error: failures.length ? describe(failures[0].reason) : null,
+    batch_requests: bodies.length,
+    seconds: round(seconds),
+  };
+}
+
+async function deadline(opts) {
+  const { namespace } = loadCustomFunctions(opts, (url, init) => fetch(url, init));
+  const settings = { backendUrl: opts.url, token: opts.token };
+  const cellDeadlineMs = opts["cell-deadline-ms"];
+  const batcher = namespace.createBatcher({ cellDeadlineMs, maxConcurrent: opts["max-concurrent"], getSettings: () => settings });
+  const started = Date.now();
+  let last = 0;
+  const texts = makeTexts(`deadline-${crypto.randomBytes(4).toString("hex")}`, opts.cells, 100);
+  const outcomes = await Promise.allSettled(texts.map((t) => batcher.processEmail(t, null, null, invocation()).finally(() => (last = Math.max(last, Date.now() - started)))));
+  const failure = outcomes.find((o) => o.status === "rejected");
+  return {
+    cells: opts.cells,
+    settled: outcomes.length,
+    errors: outcomes.filter((o) => o.status === "rejected").length,
+    first_error: failure ? describe(failure.reason) : null,
+    max_seconds: round(last / 1000),
+    cell_deadline_seconds: cellDeadlineMs / 1000,
+  };
+}
+
 const round = (x) => Math.round(x * 1000) / 1000;
 
 function print(result, code) {
@@ -250,13 +392,14 @@ async function mainCli(argv) {
     process.exit(2);
   }
   try {
-    print(opts.mode === "filldown" ? await filldown(opts) : await script(opts), 0);
+    const run = { filldown, script, formulas, deadline }[opts.mode];
+    print(await run(opts), 0);
   } catch (err) {
-    const count = opts.mode === "filldown" ? { cells: opts.cells } : { rows: opts.rows };
-    print({ ...count, ok: 0, errors: count.cells || count.rows, first_error: `driver crashed: ${(err && err.stack) || err}` }, 1);
+    const name = MODES[opts.mode].count;
+    print({ [name]: opts[name], ok: 0, errors: opts[name], first_error: `driver crashed: ${(err && err.stack) || err}` }, 1);
   }
 }
 
 if (require.main === module) mainCli(process.argv.slice(2));
 
-module.exports = { parseArgs, makeText, makeTexts, UsageError };
+module.exports = { parseArgs, makeText, makeTexts, runtimeScripts, salesTable, UsageError };

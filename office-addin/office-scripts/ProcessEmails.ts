@@ -42,8 +42,11 @@ const API_URL = "https://your-flaskllm-server.example.com"; // the FlaskLLM serv
 const API_TOKEN = "paste-your-api-token-here";
 const INPUT_COLUMN = "A"; // the texts; results go to the next column, errors to the one after
 const HEADER_ROWS = 1; // rows above the data
-const TASK_TYPE = "summary"; // summary, keywords, sentiment, entities, translation or custom
+const TASK_TYPE = "summary"; // summary, keywords, sentiment, entities, translation, custom, classify, extract, prompt or a server template
 const LANGUAGE = ""; // ISO 639-1 target language, e.g. "de" (needed for translation)
+const INSTRUCTION = ""; // what to do with each row's text: needed for prompt, optional for custom
+const LABELS = ""; // for classify, e.g. "billing,shipping,complaint,other": each row gets exactly one
+const FIELDS = ""; // for extract, e.g. "name,amount,date": each row gets a record of them
 const POLL_SECONDS = 1; // how often to ask the server for progress while a job runs
 // ------------------------------------------------------------------------------------------------
 
@@ -64,7 +67,7 @@ async function main(workbook: ExcelScript.Workbook): Promise<void> {
     sheet.getRangeByIndexes(HEADER_ROWS + top, column + offset, count, width);
   await run({
     rows: end - HEADER_ROWS,
-    scope: ["sheet", sheet.getName(), INPUT_COLUMN.toUpperCase(), String(HEADER_ROWS), TASK_TYPE, LANGUAGE],
+    scope: ["sheet", sheet.getName(), INPUT_COLUMN.toUpperCase(), String(HEADER_ROWS), TASK_TYPE, LANGUAGE, ...taskScope()],
     rowId: (offset) => String(HEADER_ROWS + offset + 1),
     read: (top, count) => block(top, count, 0, 3).getValues(),
     write: (top, cells) => block(top, cells.length, 1, 2).setValues(cells),
@@ -139,6 +142,13 @@ interface BatchItem {
   prompt: string;
   type: string;
   language?: string;
+}
+
+/** The task options every row of a job takes (the job's `defaults`); the server ignores those its task does not use. */
+interface TaskDefaults {
+  instruction?: string;
+  labels?: string[];
+  fields?: string[];
 }
 
 interface ApiError {
@@ -301,7 +311,9 @@ function halves(io: ColumnAccess, job: Job): Job[] {
  */
 async function submit(io: ColumnAccess, job: Job): Promise<string> {
   const items = job.rows.map((row) => makeItem(io, row));
-  const reply = await api("POST", "/api/v1/jobs", JSON.stringify({ items: items }), job.key);
+  const defaults = taskDefaults();
+  const body = Object.keys(defaults).length ? { items: items, defaults: defaults } : { items: items };
+  const reply = await api("POST", "/api/v1/jobs", JSON.stringify(body), job.key);
   if ((reply.status === 200 || reply.status === 202) && reply.body.job && reply.body.job.id !== undefined) {
     job.id = String(reply.body.job.id);
     const how = reply.status === 200 ? "Attached to job" : "Submitted job";
@@ -324,6 +336,35 @@ async function submit(io: ColumnAccess, job: Job): Promise<string> {
   }
   console.log(`Stopped: ${reply.message}. Run the script again to resume.`);
   return "stop";
+}
+
+/** INSTRUCTION, LABELS and FIELDS as the job's defaults: only those set, names trimmed, repeats dropped. */
+function taskDefaults(): TaskDefaults {
+  const defaults: TaskDefaults = {};
+  if (INSTRUCTION.trim() !== "") defaults.instruction = INSTRUCTION.trim();
+  const labels = nameList(LABELS);
+  if (labels.length > 0) defaults.labels = labels;
+  const fields = nameList(FIELDS);
+  if (fields.length > 0) defaults.fields = fields;
+  return defaults;
+}
+
+function nameList(text: string): string[] {
+  const names: string[] = [];
+  text.split(",").forEach((part) => {
+    const name = part.trim().split(/\s+/).join(" ");
+    if (name !== "" && names.every((n) => n.toLowerCase() !== name.toLowerCase())) names.push(name);
+  });
+  return names;
+}
+
+/**
+ * The task options as part of the Idempotency-Key scope: changing the labels makes a new job, and
+ * with none set the scope (and so every key) is what it was before the options existed.
+ */
+function taskScope(): string[] {
+  const defaults = taskDefaults();
+  return Object.keys(defaults).length ? ["options", JSON.stringify(defaults)] : [];
 }
 
 function makeItem(io: ColumnAccess, row: WorkRow): BatchItem {

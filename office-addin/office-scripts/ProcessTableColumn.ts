@@ -30,8 +30,11 @@ const TABLE_NAME = "Emails";
 const INPUT_COLUMN = "Body"; // header of the column holding the texts
 const OUTPUT_COLUMN = "Summary"; // header of the results column (created if missing)
 const STATUS_COLUMN = "FlaskLLM status"; // header of the error column (created if missing)
-const TASK_TYPE = "summary"; // summary, keywords, sentiment, entities, translation or custom
+const TASK_TYPE = "summary"; // summary, keywords, sentiment, entities, translation, custom, classify, extract, prompt or a server template
 const LANGUAGE = ""; // ISO 639-1 target language, e.g. "de" (needed for translation)
+const INSTRUCTION = ""; // what to do with each row's text: needed for prompt, optional for custom
+const LABELS = ""; // for classify, e.g. "billing,shipping,complaint,other": each row gets exactly one
+const FIELDS = ""; // for extract, e.g. "name,amount,date": each row gets a record of them
 const POLL_SECONDS = 1; // how often to ask the server for progress while a job runs
 // ------------------------------------------------------------------------------------------------
 
@@ -50,7 +53,7 @@ async function main(workbook: ExcelScript.Workbook): Promise<void> {
   const status = table.getColumnByName(STATUS_COLUMN) || table.addColumn(-1, undefined, STATUS_COLUMN);
   await run({
     rows: table.getRangeBetweenHeaderAndTotal().getRowCount(),
-    scope: ["table", TABLE_NAME, INPUT_COLUMN, OUTPUT_COLUMN, STATUS_COLUMN, TASK_TYPE, LANGUAGE],
+    scope: ["table", TABLE_NAME, INPUT_COLUMN, OUTPUT_COLUMN, STATUS_COLUMN, TASK_TYPE, LANGUAGE, ...taskScope()],
     rowId: (offset) => String(offset + 1),
     read: (top, count) => {
       const [texts, outputs, statuses] = [input, output, status].map((c) => rows(c, top, count).getValues());
@@ -129,6 +132,13 @@ interface BatchItem {
   prompt: string;
   type: string;
   language?: string;
+}
+
+/** The task options every row of a job takes (the job's `defaults`); the server ignores those its task does not use. */
+interface TaskDefaults {
+  instruction?: string;
+  labels?: string[];
+  fields?: string[];
 }
 
 interface ApiError {
@@ -291,7 +301,9 @@ function halves(io: ColumnAccess, job: Job): Job[] {
  */
 async function submit(io: ColumnAccess, job: Job): Promise<string> {
   const items = job.rows.map((row) => makeItem(io, row));
-  const reply = await api("POST", "/api/v1/jobs", JSON.stringify({ items: items }), job.key);
+  const defaults = taskDefaults();
+  const body = Object.keys(defaults).length ? { items: items, defaults: defaults } : { items: items };
+  const reply = await api("POST", "/api/v1/jobs", JSON.stringify(body), job.key);
   if ((reply.status === 200 || reply.status === 202) && reply.body.job && reply.body.job.id !== undefined) {
     job.id = String(reply.body.job.id);
     const how = reply.status === 200 ? "Attached to job" : "Submitted job";
@@ -314,6 +326,35 @@ async function submit(io: ColumnAccess, job: Job): Promise<string> {
   }
   console.log(`Stopped: ${reply.message}. Run the script again to resume.`);
   return "stop";
+}
+
+/** INSTRUCTION, LABELS and FIELDS as the job's defaults: only those set, names trimmed, repeats dropped. */
+function taskDefaults(): TaskDefaults {
+  const defaults: TaskDefaults = {};
+  if (INSTRUCTION.trim() !== "") defaults.instruction = INSTRUCTION.trim();
+  const labels = nameList(LABELS);
+  if (labels.length > 0) defaults.labels = labels;
+  const fields = nameList(FIELDS);
+  if (fields.length > 0) defaults.fields = fields;
+  return defaults;
+}
+
+function nameList(text: string): string[] {
+  const names: string[] = [];
+  text.split(",").forEach((part) => {
+    const name = part.trim().split(/\s+/).join(" ");
+    if (name !== "" && names.every((n) => n.toLowerCase() !== name.toLowerCase())) names.push(name);
+  });
+  return names;
+}
+
+/**
+ * The task options as part of the Idempotency-Key scope: changing the labels makes a new job, and
+ * with none set the scope (and so every key) is what it was before the options existed.
+ */
+function taskScope(): string[] {
+  const defaults = taskDefaults();
+  return Object.keys(defaults).length ? ["options", JSON.stringify(defaults)] : [];
 }
 
 function makeItem(io: ColumnAccess, row: WorkRow): BatchItem {

@@ -13,7 +13,8 @@ test("settings are stored under the Office partition key and read back over the 
     const saved = client.saveSettings({ backendUrl: "https://llm.example.com/", token: "t0k" }, storage);
     assert.equal(saved.backendUrl, "https://llm.example.com");
     assert.deepEqual([...storage.data.keys()], ["user-42:flaskllm.settings"]);
-    assert.deepEqual(client.loadSettings(storage), { backendUrl: "https://llm.example.com", token: "t0k", type: "summary", language: "" });
+    const expected = { backendUrl: "https://llm.example.com", token: "t0k", type: "summary", language: "", instruction: "", labels: "", fields: "", count: "", model: "" };
+    assert.deepEqual(client.loadSettings(storage), expected);
   } finally {
     delete globalThis.Office;
   }
@@ -117,4 +118,32 @@ test("idempotencyKey: stable, length-prefixed parts, within the server's 128 cha
   assert.notEqual(client.idempotencyKey("xl", ["Sheet1", "A", "hello!"]), key);
   assert.equal(client.hashString("hello"), client.hashString("hello"));
   assert.match(client.hashString("hello", 7), /^[0-9a-f]{14}$/);
+});
+
+test("parseList: one text is comma- or line-separated, a range is one name per cell; names normalised, repeats dropped", () => {
+  assert.deepEqual(client.parseList(" billing,  shipping ,,Billing, other "), ["billing", "shipping", "other"]);
+  assert.deepEqual(client.parseList("a, b\nc  d\r\n\n"), ["a, b", "c d"]);
+  assert.deepEqual(client.parseList([["Billing, invoices"], ["Shipping"], [""], [null]]), ["Billing, invoices", "Shipping"]);
+  assert.deepEqual(client.parseList([["name,amount,date"]]), ["name", "amount", "date"]);
+  assert.deepEqual(client.parseList([[1, 2]]), ["1", "2"]);
+  assert.deepEqual(client.parseList(null), []);
+});
+
+test("serverInfo reads /health's tasks, models and limits, and falls back to the built-ins", () => {
+  const info = client.serverInfo({
+    provider: "local",
+    batch_max_items: 7,
+    tasks: [{ name: "summary", result: "text", needs: [], takes: [], supported: true }, { name: "classify", result: "label", needs: ["labels"], takes: ["labels"], supported: false }, { bogus: 1 }],
+    models: ["gpt-4", "", 3, "gpt-4o-mini"],
+    limits: { max_prompt_length: 900, max_labels: 0 },
+  });
+  assert.equal(info.known, true);
+  assert.deepEqual(info.tasks.map((t) => [t.name, t.supported]), [["summary", true], ["classify", false]]);
+  assert.deepEqual(info.models, ["gpt-4", "gpt-4o-mini"]);
+  assert.equal(info.defaultModel, "gpt-4");
+  assert.deepEqual(info.limits, { maxPromptLength: 900, batchMax: 7, jobMax: 5000, maxLabels: 50, maxFields: 20, maxCount: 50 });
+  const none = client.serverInfo(null);
+  assert.equal(none.known, false);
+  assert.deepEqual(none.tasks.map((t) => t.name), client.TASK_TYPES);
+  assert.deepEqual(none.models, []);
 });

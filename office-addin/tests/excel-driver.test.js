@@ -4,6 +4,7 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const http = require("node:http");
+const net = require("node:net");
 const path = require("node:path");
 const { execFile } = require("node:child_process");
 
@@ -70,6 +71,58 @@ test("filldown with a wrong token: every cell fails and the figures say why", as
     assert.equal(figures.first_error, "#N/A: Set your API token in the FlaskLLM task pane");
   } finally {
     await site.close();
+  }
+});
+
+/** Rows shaped like a model-backed server's for each task (the fake's default echoes the prompt). */
+function taskRow(item) {
+  const result = {
+    classify: () => (item.labels || [])[item.prompt.length % 4],
+    extract: () => Object.fromEntries((item.fields || []).map((f) => [f, `${f}?`])),
+    keywords: () => ["parcel", "invoice"],
+    entities: () => [{ text: "Rotterdam", label: "LOCATION" }],
+  }[item.type];
+  const value = result ? result() : `${item.type}:${(item.instruction || "").length}`;
+  return { ok: true, summary: typeof value === "string" ? value : JSON.stringify(value), type: item.type, result: value, cached: false };
+}
+
+test("formulas: every function in the shared runtime, shapes counted, the PROMPT table recorded as sent", async () => {
+  const server = fakeJobsServer({ token: "tok", onRow: taskRow, health: { models: ["gpt-4", "gpt-4o-mini"] } });
+  const site = await listen(server);
+  try {
+    const { code, stdout } = await drive(["formulas", "--url", site.url, "--token", "tok", "--cells", "150", "--prefix", "f1"]);
+    assert.equal(code, 0, stdout);
+    const f = JSON.parse(stdout);
+    assert.deepEqual([f.classify_cells, f.classify_ok, f.classify_in_labels], [150, 150, 150]);
+    assert.deepEqual([f.extract_ok, f.keywords_ok, f.entities_ok], [20, 20, 5]);
+    assert.equal(f.prompt_ok, true);
+    assert.deepEqual([f.prompt_sent_headers, f.prompt_sent_values, f.prompt_sent_instruction], [true, true, true]);
+    assert.equal(f.promptwith_error, "#VALUE!: model: must be one of gpt-4, gpt-4o-mini");
+    assert.deepEqual(f.models, ["gpt-4", "gpt-4o-mini"]);
+    assert.deepEqual([f.errors, f.first_error], [0, null]);
+    assert.equal(f.batch_requests, 2); // 196 rows in one wave: 100 + 96
+    const sent = server.batches().flatMap((c) => c.body.items).find((i) => i.type === "prompt");
+    assert.match(sent.prompt, /^Context \(20 rows x 4 columns, tab-separated, first row = column headers\):\nRegion\tProduct\tUnits\tRevenue\n/);
+  } finally {
+    await site.close();
+  }
+});
+
+test("deadline: against a server that accepts and never answers, every queued cell settles at one cell deadline", async () => {
+  const sockets = new Set();
+  const silent = net.createServer((socket) => sockets.add(socket)); // reads nothing, answers nothing
+  await new Promise((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${silent.address().port}`;
+    const { code, stdout } = await drive(["deadline", "--url", url, "--token", "tok", "--cells", "400", "--cell-deadline-ms", "600", "--max-concurrent", "1"]);
+    assert.equal(code, 0, stdout);
+    const f = JSON.parse(stdout);
+    assert.deepEqual([f.cells, f.settled, f.errors], [400, 400, 400]);
+    assert.equal(f.first_error, "#N/A: No answer from the FlaskLLM server within 0.6 s");
+    assert.ok(f.max_seconds >= 0.6 && f.max_seconds < 1.5, `last cell after ${f.max_seconds} s`);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
   }
 });
 

@@ -5,7 +5,7 @@
 // "no row submitted twice".
 "use strict";
 
-const { json, okBatch } = require("./helpers.js");
+const { json } = require("./helpers.js");
 
 const KEY_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const TERMINAL = new Set(["done", "cancelled"]);
@@ -22,9 +22,10 @@ function okRow(item) {
  * @param {number} [options.jobMaxItems]  reported by /health and enforced (413)
  * @param {number} [options.batchMaxItems]
  * @param {number} [options.rowsPerTick]  rows each running job finishes per request the server gets
- * @param {Function} [options.onRow]      (item, index) -> ROW fields ({ok, summary} or {ok:false, error})
+ * @param {Function} [options.onRow]      (item, index) -> ROW fields ({ok, summary} or {ok:false, error}), for jobs and /batch
  * @param {Function} [options.eta]        (job) -> eta_seconds while running (default: rows left / 10)
  * @param {boolean} [options.healthJobMax] false: /health does not report job_max_items
+ * @param {object} [options.health]       more /health fields (tasks, models, limits)
  */
 function fakeJobsServer(options = {}) {
   const token = options.token ?? "tok";
@@ -74,6 +75,11 @@ function fakeJobsServer(options = {}) {
     }
   }
 
+  /** The rows as the server runs them: the envelope's `defaults` under each row's own fields. */
+  function withDefaults(body) {
+    return body.items.map((item) => ({ ...(body.defaults || {}), ...item }));
+  }
+
   function error(status, code, message, headers) {
     return json(status, { error: { code, message } }, headers);
   }
@@ -97,7 +103,7 @@ function fakeJobsServer(options = {}) {
       id: `job-${nextId++}`,
       token: auth,
       key,
-      items,
+      items: withDefaults(body),
       rowsText,
       rows: new Array(items.length).fill(null),
       status: "queued",
@@ -140,14 +146,17 @@ function fakeJobsServer(options = {}) {
   function route(method, url, headers, body) {
     const path = url.pathname;
     if (path === "/api/v1/health") {
-      const info = { status: "ok", version: "1.0.0", provider: "fake", batch_max_items: batchMaxItems, provider_concurrency: 32 };
+      const info = { status: "ok", version: "1.0.0", provider: "fake", batch_max_items: batchMaxItems, provider_concurrency: 32, ...(options.health || {}) };
       if (options.healthJobMax !== false) info.job_max_items = jobMaxItems;
       return json(200, info);
     }
     const auth = headers["X-API-Token"];
     if (auth !== token) return error(401, "unauthorized", "Missing or invalid API token.");
     tick();
-    if (path === "/api/v1/batch" && method === "POST") return okBatch(body.items);
+    if (path === "/api/v1/batch" && method === "POST") {
+      const results = withDefaults(body).map((item, index) => ({ index, id: item.id ?? null, ...onRow(item, index) }));
+      return json(200, { results, stats: { total: results.length } });
+    }
     if (path === "/api/v1/jobs" && method === "POST") return create(auth, headers["Idempotency-Key"] ?? null, body);
     const m = /^\/api\/v1\/jobs\/([^/]+)(\/results)?$/.exec(path);
     const job = m && jobs.get(decodeURIComponent(m[1]));

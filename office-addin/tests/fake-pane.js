@@ -40,6 +40,15 @@ class FakeElement {
     if (this.disabled) return;
     for (const fn of this.listeners.click || []) fn();
   }
+  /** A user's choice in a select: the value, then the change event, as a browser does. */
+  choose(value) {
+    this.value = value;
+    for (const fn of this.listeners.change || []) fn();
+  }
+  /** A select's options: the pane rebuilds them from /health. */
+  replaceChildren(...children) {
+    this.children = children;
+  }
 }
 
 /** The elements taskpane.html declares, by id; unknown ids are null, as in a browser. */
@@ -51,7 +60,8 @@ function fakeDocument() {
     const option = m[1] === "select" ? /<option value="([^"]*)"/.exec(html.slice(m.index)) : null;
     elements.set(m[3], new FakeElement(m[3], attrs, option ? option[1] : undefined));
   }
-  return { getElementById: (id) => elements.get(id) || null, addEventListener() {}, elements };
+  const createElement = (tag) => Object.assign(new FakeElement("", ""), { tagName: tag.toUpperCase() });
+  return { getElementById: (id) => elements.get(id) || null, createElement, addEventListener() {}, elements };
 }
 
 /**

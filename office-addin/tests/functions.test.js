@@ -1,4 +1,5 @@
-// PROCESSEMAIL's batcher: batching, dedupe, empty cells, and that every promise settles.
+// PROCESSEMAIL through the shared batcher: batching, dedupe, empty cells, HTTP errors, 429s, and
+// that every promise settles. The other functions, deadlines and cancelling: formulas.test.js.
 "use strict";
 const test = require("node:test");
 const assert = require("node:assert/strict");
@@ -20,7 +21,7 @@ test("N distinct calls become ceil(N / batch_max_items) batch requests, each cel
   for (const [n, max] of [[250, 100], [250, 40], [100, 100], [1, 100]]) {
     const fetch = fakeFetch({ maxItems: max });
     const b = batcher(fetch, { maxConcurrent: 10 });
-    const values = await Promise.all(Array.from({ length: n }, (_, i) => b.call(`mail ${i}`)));
+    const values = await Promise.all(Array.from({ length: n }, (_, i) => b.processEmail(`mail ${i}`)));
     assert.equal(fetch.batches().length, Math.ceil(n / max), `n=${n} max=${max}`);
     assert.ok(fetch.batches().every((c) => c.body.items.length <= max));
     values.forEach((v, i) => assert.equal(v, `summary:mail ${i}`));
@@ -30,8 +31,8 @@ test("N distinct calls become ceil(N / batch_max_items) batch requests, each cel
 test("the token travels in X-API-Token and batch_max_items is asked once", async () => {
   const fetch = fakeFetch({ maxItems: 3 });
   const b = batcher(fetch);
-  await Promise.all(["a", "b", "c", "d"].map((t) => b.call(t)));
-  await b.call("e"); // a second window
+  await Promise.all(["a", "b", "c", "d"].map((t) => b.processEmail(t)));
+  await b.processEmail("e"); // a second window
   assert.equal(fetch.calls.filter((c) => c.path === "/api/v1/health").length, 1);
   for (const c of fetch.batches()) assert.equal(c.init.headers["X-API-Token"], "secret-token");
 });
@@ -40,7 +41,7 @@ test("without batch_max_items, or when /health fails, batches hold 100 rows", as
   for (const health of [() => json(200, { status: "ok" }), () => Promise.reject(new TypeError("down"))]) {
     const fetch = fakeFetch({ health });
     const b = batcher(fetch, { maxConcurrent: 5 });
-    await Promise.all(Array.from({ length: 201 }, (_, i) => b.call(`t${i}`)));
+    await Promise.all(Array.from({ length: 201 }, (_, i) => b.processEmail(`t${i}`)));
     assert.deepEqual(fetch.batches().map((c) => c.body.items.length), [100, 100, 1]);
   }
 });
@@ -49,11 +50,11 @@ test("identical cells share one row; a different type or language is another row
   const fetch = fakeFetch();
   const b = batcher(fetch);
   const calls = [
-    ...Array.from({ length: 10 }, () => b.call("same text")),
-    b.call("same text", "keywords"),
-    b.call("same text", "translation", "de"),
-    b.call("same text", "translation", "fr"),
-    b.call("same text", "Summary"), // case-insensitive type: same row as the first ten
+    ...Array.from({ length: 10 }, () => b.processEmail("same text")),
+    b.processEmail("same text", "keywords"),
+    b.processEmail("same text", "translation", "de"),
+    b.processEmail("same text", "translation", "fr"),
+    b.processEmail("same text", "Summary"), // case-insensitive type: same row as the first ten
   ];
   const values = await Promise.all(calls);
   assert.equal(fetch.batches().length, 1);
@@ -67,9 +68,9 @@ test("a call identical to one already in flight joins it instead of asking again
   const gate = new Promise((resolve) => (release = resolve));
   const fetch = fakeFetch({ onBatch: async (items) => (await gate, okBatch(items)) });
   const b = batcher(fetch);
-  const first = b.call("recalculated");
+  const first = b.processEmail("recalculated");
   await new Promise((resolve) => setTimeout(resolve, 40)); // the first request is now in flight
-  const second = b.call("recalculated");
+  const second = b.processEmail("recalculated");
   release();
   assert.deepEqual(await Promise.all([first, second]), ["summary:recalculated", "summary:recalculated"]);
   assert.equal(fetch.batches().length, 1);
@@ -78,20 +79,20 @@ test("a call identical to one already in flight joins it instead of asking again
 test("empty cells return an empty string without any request", async () => {
   const fetch = fakeFetch();
   const b = batcher(fetch);
-  assert.deepEqual(await Promise.all([b.call(""), b.call(null), b.call(undefined), b.call("   ")]), ["", "", "", ""]);
+  assert.deepEqual(await Promise.all([b.processEmail(""), b.processEmail(null), b.processEmail(undefined), b.processEmail("   ")]), ["", "", "", ""]);
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(fetch.calls.length, 0);
 });
 
 test("numbers in cells are sent as text", async () => {
   const fetch = fakeFetch();
-  assert.equal(await batcher(fetch).call(42), "summary:42");
+  assert.equal(await batcher(fetch).processEmail(42), "summary:42");
 });
 
 test("a network failure rejects every waiting cell with #N/A and a readable message", async () => {
   const fetch = fakeFetch({ onBatch: () => Promise.reject(new TypeError("Failed to fetch")) });
   const b = batcher(fetch, { maxConcurrent: 2 });
-  const outcomes = await settleAll(Array.from({ length: 230 }, (_, i) => b.call(`row ${i}`)));
+  const outcomes = await settleAll(Array.from({ length: 230 }, (_, i) => b.processEmail(`row ${i}`)));
   assert.equal(outcomes.length, 230);
   for (const o of outcomes) {
     assert.equal(o.status, "rejected");
@@ -103,7 +104,7 @@ test("a network failure rejects every waiting cell with #N/A and a readable mess
 
 test("a non-JSON answer rejects every waiting cell", async () => {
   const fetch = fakeFetch({ onBatch: () => new Response("<html>login page</html>", { status: 200 }) });
-  const outcomes = await settleAll(["a", "b", "c"].map((t) => batcher(fetch).call(t)));
+  const outcomes = await settleAll(["a", "b", "c"].map((t) => batcher(fetch).processEmail(t)));
   for (const o of outcomes) {
     assert.equal(o.status, "rejected");
     assert.match(o.reason.message, /did not answer with JSON/);
@@ -113,7 +114,7 @@ test("a non-JSON answer rejects every waiting cell", async () => {
 test("the deadline rejects every waiting cell, even if the server never answers", async () => {
   const b = createBatcher({ fetch: hangingFetch(), windowMs: 5, deadlineMs: 60, getSettings: () => SETTINGS });
   const started = Date.now();
-  const outcomes = await settleAll(Array.from({ length: 150 }, (_, i) => b.call(`slow ${i}`)));
+  const outcomes = await settleAll(Array.from({ length: 150 }, (_, i) => b.processEmail(`slow ${i}`)));
   assert.ok(Date.now() - started < 2000, "settled long before any real timeout");
   for (const o of outcomes) {
     assert.equal(o.status, "rejected");
@@ -138,7 +139,7 @@ test("HTTP errors become messages a user can act on", async () => {
   for (const [response, message, code] of cases) {
     const fetch = fakeFetch({ onBatch: () => response.clone() });
     // A 1 s cell deadline: the 429's Retry-After (7 s) cannot be waited out, so the cell says so.
-    const [o] = await settleAll([batcher(fetch, { cellDeadlineMs: 1000 }).call("text")]);
+    const [o] = await settleAll([batcher(fetch, { cellDeadlineMs: 1000 }).processEmail("text")]);
     assert.equal(o.status, "rejected");
     assert.equal(o.reason.message, message);
     assert.equal(o.reason.code, code);
@@ -155,7 +156,7 @@ test("a failed row fails only its own cell, with that row's message", async () =
     return json(200, { results, stats: {} });
   };
   const b = batcher(fakeFetch({ onBatch }));
-  const outcomes = await settleAll([b.call("one"), b.call("bad"), b.call("three")]);
+  const outcomes = await settleAll([b.processEmail("one"), b.processEmail("bad"), b.processEmail("three")]);
   assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected", "fulfilled"]);
   assert.equal(outcomes[0].value, "ok:one");
   assert.equal(outcomes[1].reason.message, "The provider failed for this row");
@@ -165,37 +166,37 @@ test("a failed row fails only its own cell, with that row's message", async () =
 
 test("an invalid row is #VALUE!, not #N/A", async () => {
   const onBatch = () => json(200, { results: [{ index: 0, ok: false, error: { code: "invalid_input", message: "language: needed" } }] });
-  const [o] = await settleAll([batcher(fakeFetch({ onBatch })).call("x", "translation")]);
+  const [o] = await settleAll([batcher(fakeFetch({ onBatch })).processEmail("x", "translation")]);
   assert.equal(o.reason.code, "#VALUE!");
   assert.equal(o.reason.message, "language: needed");
 });
 
 test("an answer with the wrong number of rows rejects every cell", async () => {
   const onBatch = () => json(200, { results: [], stats: {} });
-  const outcomes = await settleAll(["a", "b"].map((t) => batcher(fakeFetch({ onBatch })).call(t)));
+  const outcomes = await settleAll(["a", "b"].map((t) => batcher(fakeFetch({ onBatch })).processEmail(t)));
   outcomes.forEach((o) => assert.match(o.reason.message, /does not match/));
 });
 
 test("no token: every cell says so at once, without a request", async () => {
   const fetch = fakeFetch();
   const b = createBatcher({ fetch, windowMs: 5, getSettings: () => ({ backendUrl: "http://x.test", token: "" }) });
-  const [o] = await settleAll([b.call("text")]);
+  const [o] = await settleAll([b.processEmail("text")]);
   assert.equal(o.reason.message, "Set your API token in the FlaskLLM task pane");
   assert.equal(fetch.calls.length, 0);
 });
 
-test("an unknown task type is #VALUE! without a request", async () => {
+test("an unknown task type is #VALUE! without a batch request", async () => {
   const fetch = fakeFetch();
-  const [o] = await settleAll([batcher(fetch).call("text", "poem")]);
+  const [o] = await settleAll([batcher(fetch).processEmail("text", "poem")]);
   assert.equal(o.reason.code, "#VALUE!");
-  assert.match(o.reason.message, /Unknown type "poem"/);
-  assert.equal(fetch.calls.length, 0);
+  assert.match(o.reason.message, /Unknown type "poem": use one of summary, keywords/);
+  assert.equal(fetch.batches().length, 0);
 });
 
 test("at most maxConcurrent batch requests run at once", async () => {
   const fetch = fakeFetch({ maxItems: 10 });
   const b = batcher(fetch, { maxConcurrent: 2 });
-  await Promise.all(Array.from({ length: 95 }, (_, i) => b.call(`c${i}`)));
+  await Promise.all(Array.from({ length: 95 }, (_, i) => b.processEmail(`c${i}`)));
   assert.equal(fetch.batches().length, 10);
   assert.equal(fetch.maxRunning, 2);
 });
@@ -203,8 +204,8 @@ test("at most maxConcurrent batch requests run at once", async () => {
 test("calls in separate windows are separate requests; later windows still settle", async () => {
   const fetch = fakeFetch();
   const b = batcher(fetch);
-  assert.equal(await b.call("first"), "summary:first");
-  assert.equal(await b.call("second"), "summary:second");
+  assert.equal(await b.processEmail("first"), "summary:first");
+  assert.equal(await b.processEmail("second"), "summary:second");
   assert.equal(fetch.batches().length, 2);
   await new Promise((resolve) => setImmediate(resolve)); // request slots free up after settling
   assert.deepEqual(b.stats(), { pending: 0, inFlight: 0, queued: 0, running: 0 });
@@ -217,7 +218,7 @@ test("a 1,000-cell fill-down goes out as 10 concurrent batches with the default 
   const gate = new Promise((resolve) => (release = resolve));
   const fetch = fakeFetch({ onBatch: async (items) => (await gate, okBatch(items)) });
   const b = createBatcher({ fetch, windowMs: 10, getSettings: () => SETTINGS });
-  const calls = Array.from({ length: 1000 }, (_, i) => b.call(`cell ${i}`));
+  const calls = Array.from({ length: 1000 }, (_, i) => b.processEmail(`cell ${i}`));
   while (fetch.batches().length < 10) await new Promise((resolve) => setTimeout(resolve, 5));
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(fetch.maxRunning, 10); // all ten in flight before any answered
@@ -232,7 +233,7 @@ test("a 429 is waited out (Retry-After) and the chunk resent; its cells then get
     refusals-- > 0 ? json(429, { error: { code: "rate_limited", message: "slow down" } }, { "Retry-After": "0" }) : okBatch(items);
   const fetch = fakeFetch({ maxItems: 50, onBatch });
   const b = batcher(fetch);
-  const values = await Promise.all(Array.from({ length: 120 }, (_, i) => b.call(`r${i}`)));
+  const values = await Promise.all(Array.from({ length: 120 }, (_, i) => b.processEmail(`r${i}`)));
   values.forEach((v, i) => assert.equal(v, `summary:r${i}`));
   assert.equal(fetch.batches().length, 3 + 2); // three chunks, two of the sends refused once
   const sent = fetch.batches().flatMap((c) => c.body.items.map((it) => it.prompt));
@@ -244,7 +245,7 @@ test("a 429 that never ends fails its cells at their deadline, and every promise
   const fetch = fakeFetch({ onBatch });
   const b = batcher(fetch, { cellDeadlineMs: 300 });
   const started = Date.now();
-  const outcomes = await settleAll(Array.from({ length: 30 }, (_, i) => b.call(`x${i}`)));
+  const outcomes = await settleAll(Array.from({ length: 30 }, (_, i) => b.processEmail(`x${i}`)));
   assert.ok(Date.now() - started < 3000);
   for (const o of outcomes) {
     assert.equal(o.status, "rejected");

@@ -21,6 +21,39 @@ function okBatch(items) {
   return json(200, { results, stats, processing_time: 0.01 });
 }
 
+/** The tasks a server with an OpenAI-like provider lists in /health, plus an operator's template. */
+const HEALTH_TASKS = [
+  { name: "summary", result: "text", needs: [], takes: [], supported: true },
+  { name: "keywords", result: "string_list", needs: [], takes: ["count"], supported: true },
+  { name: "sentiment", result: "sentiment", needs: [], takes: [], supported: true },
+  { name: "entities", result: "entity_list", needs: [], takes: [], supported: true },
+  { name: "translation", result: "text", needs: ["language"], takes: ["language"], supported: true },
+  { name: "custom", result: "text", needs: [], takes: ["instruction"], supported: true },
+  { name: "classify", result: "label", needs: ["labels"], takes: ["labels"], supported: true },
+  { name: "extract", result: "record", needs: ["fields"], takes: ["fields"], supported: true },
+  { name: "prompt", result: "text", needs: ["instruction"], takes: ["instruction"], supported: true },
+  { name: "haiku", result: "text", needs: [], takes: [], supported: true },
+];
+
+/** A /health body as the server gives it (the formula-surface fields included); `over` replaces parts. */
+function healthBody(over = {}) {
+  const limits = { max_prompt_length: 4000, batch_max_items: 100, job_max_items: 5000, max_labels: 50, max_fields: 20, max_count: 50, ...(over.limits || {}) };
+  return {
+    status: "ok",
+    version: "1.0.0",
+    environment: "test",
+    provider: "openai",
+    batch_max_items: limits.batch_max_items,
+    job_max_items: limits.job_max_items,
+    provider_concurrency: 32,
+    tasks: HEALTH_TASKS,
+    models: ["gpt-4", "gpt-4o-mini"],
+    default_model: "gpt-4",
+    ...over,
+    limits,
+  };
+}
+
 /**
  * A fetch that answers /api/v1/health with `maxItems` and /api/v1/batch with `onBatch(items)`
  * (default: okBatch). Records every call; tracks the most batch requests in flight at once.
@@ -69,4 +102,4 @@ function memoryStorage(initial = {}) {
   };
 }
 
-module.exports = { json, okBatch, fakeFetch, hangingFetch, memoryStorage };
+module.exports = { json, okBatch, fakeFetch, hangingFetch, memoryStorage, healthBody, HEALTH_TASKS };

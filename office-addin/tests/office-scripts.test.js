@@ -80,6 +80,25 @@ test("ProcessEmails: the Idempotency-Key is the documented hash of scope and row
   assert.equal(other.posts()[0].headers["Idempotency-Key"], expected);
 });
 
+test("both scripts send INSTRUCTION, LABELS and FIELDS as the job's defaults, and they are part of the key", async () => {
+  for (const name of ["ProcessEmails.ts", "ProcessTableColumn.ts"]) {
+    const wb = name === "ProcessEmails.ts" ? sheetWithTexts(["late parcel", "double charge"]) : fakeWorkbook();
+    if (name === "ProcessTableColumn.ts") wb.addTable("Emails", 0, 0, ["Body"], [["late parcel"], ["double charge"]]);
+    const server = fakeJobsServer();
+    const settings = { TASK_TYPE: "classify", LABELS: " billing, shipping ,Billing,  other ", INSTRUCTION: "  Be strict. " };
+    await load(name, server, { settings }).main(wb);
+    const [post] = server.posts();
+    assert.deepEqual(post.body.defaults, { instruction: "Be strict.", labels: ["billing", "shipping", "other"] }, name);
+    assert.deepEqual(post.body.items[0], { id: name === "ProcessEmails.ts" ? "2" : "1", prompt: "late parcel", type: "classify" }, name);
+    const plain = fakeJobsServer();
+    const wb2 = name === "ProcessEmails.ts" ? sheetWithTexts(["late parcel", "double charge"]) : fakeWorkbook();
+    if (name === "ProcessTableColumn.ts") wb2.addTable("Emails", 0, 0, ["Body"], [["late parcel"], ["double charge"]]);
+    await load(name, plain, { settings: { TASK_TYPE: "classify", LABELS: "billing,other" } }).main(wb2);
+    assert.notEqual(plain.posts()[0].headers["Idempotency-Key"], post.headers["Idempotency-Key"], "other labels, another job");
+    assert.match(post.headers["Idempotency-Key"], KEY);
+  }
+});
+
 test("ProcessEmails: filled rows and empty inputs are skipped, error rows retried and their errors cleared", async () => {
   const wb = sheetWithTexts(["m1", "m2", "", "m4", "m5"]);
   wb.grid.load([["old summary", ""], ["", "ERROR: provider failed"]], 1, 1); // row 2 done, row 3 failed before
