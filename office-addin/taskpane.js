@@ -77,6 +77,20 @@
     return /^[=+\-@]/.test(s) && Number.isNaN(Number(s)) ? "'" + s : s;
   }
 
+  /**
+   * What an answered row writes: an EXTRACT record spills into one cell per field, in the
+   * fields' order (the server sends every field, as text); every other result is one cell.
+   * @param {any} row a /batch or job result row that succeeded
+   * @param {(row: any) => string} textOf the one-cell text of a row (the client's rowText)
+   * @returns {string | string[]}
+   */
+  function cellValue(row, textOf) {
+    const result = row.result;
+    const record = result && typeof result === "object" && !Array.isArray(result);
+    if (record && Object.values(result).every((v) => typeof v === "string")) return Object.values(result);
+    return textOf(row);
+  }
+
   /** eta_seconds as words: "about 40 s left", "about 3 min left"; "" when the server has no estimate. */
   function formatEta(seconds) {
     if (typeof seconds !== "number" || !(seconds >= 0)) return "";
@@ -113,8 +127,9 @@
   }
 
   /**
-   * Cells ({row, text}, any order) as writes: runs of consecutive rows, grouped into syncs of at most
-   * MAX_SYNC_BYTES. Returns [[{row, texts}...] per sync].
+   * Cells ({row, text}, any order; `text` an array for a row that spills right) as writes: runs of
+   * consecutive rows of one width, grouped into syncs of at most MAX_SYNC_BYTES.
+   * Returns [[{row, texts, width}...] per sync].
    */
   function planWrites(cells, maxBytes = MAX_SYNC_BYTES) {
     const sorted = [...cells].sort((a, b) => a.row - b.row);
@@ -130,8 +145,9 @@
         bytes = 0;
         run = null;
       }
-      if (run && cell.row === run.row + run.texts.length) run.texts.push(cell.text);
-      else sync.push((run = { row: cell.row, texts: [cell.text] }));
+      const width = Array.isArray(cell.text) ? Math.max(1, cell.text.length) : 1;
+      if (run && cell.row === run.row + run.texts.length && width === run.width) run.texts.push(cell.text);
+      else sync.push((run = { row: cell.row, texts: [cell.text], width }));
       bytes += size;
     }
     if (sync.length) syncs.push(sync);
@@ -186,7 +202,7 @@
   }
 
   if (typeof module === "object" && module.exports) {
-    module.exports = { planRows, chunks, asCellText, formatEta, progressText, jsonBytes, nextBlockRows, planWrites, taskOptions, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
+    module.exports = { planRows, chunks, asCellText, formatEta, progressText, jsonBytes, nextBlockRows, planWrites, cellValue, taskOptions, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
     return;
   }
 
@@ -411,7 +427,8 @@
       const sheet = context.workbook.worksheets.getItem(sheetName);
       for (const sync of planWrites(cells)) {
         for (const run of sync) {
-          sheet.getRangeByIndexes(run.row, column + 1, run.texts.length, 1).values = run.texts.map((t) => [asCellText(t)]);
+          const rows = run.texts.map((t) => (Array.isArray(t) ? (t.length ? t : [""]) : [t]).map(asCellText));
+          sheet.getRangeByIndexes(run.row, column + 1, run.texts.length, run.width).values = rows;
         }
         await context.sync();
       }
@@ -496,7 +513,7 @@
     const row = answer.results && answer.results[k];
     if (row && row.ok) {
       if (row.cached) progress.cached += 1;
-      return { row: sel.firstRow + i, text: C.rowText(row) };
+      return { row: sel.firstRow + i, text: cellValue(row, C.rowText) };
     }
     progress.failed += 1;
     const message = answer.failedWith || (row && row.error && row.error.message) || "failed";
@@ -630,7 +647,7 @@
     for (const row of results) {
       const at = Number(row.id) - 1;
       if (!Number.isInteger(at) || at < 0) continue;
-      if (row.ok) cells.push({ row: at, text: C.rowText(row) });
+      if (row.ok) cells.push({ row: at, text: cellValue(row, C.rowText) });
       else if (!(row.error && row.error.code === "cancelled")) {
         cells.push({ row: at, text: ERROR_PREFIX + ((row.error && row.error.message) || "failed") });
       } // a cancelled row stays empty: the next run picks it up

@@ -5,7 +5,7 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 
-const { planRows, chunks, asCellText, formatEta, progressText, planWrites, JOB_SETTING } = require("../taskpane.js");
+const { planRows, chunks, asCellText, formatEta, progressText, planWrites, cellValue, JOB_SETTING } = require("../taskpane.js");
 const { fakeJobsServer } = require("./fake-jobs.js");
 const { openPane, fakeWorkbook, settingsStore, savedSettings, until } = require("./fake-pane.js");
 
@@ -202,4 +202,20 @@ test("a 429 on submitting the job is waited out", async () => {
   assert.deepEqual(env.server.posts().map((p) => p.status), [429, 202]);
   assert.ok(pane.$("status").history.includes("Rate limited: waiting 0 s before going on…"));
   assert.equal(pane.$("status").textContent, "Done: 120 rows, 0 from the cache.");
+});
+
+test("cellValue and planWrites: an EXTRACT record spills one cell per field, other rows stay one cell", () => {
+  const record = { ok: true, type: "extract", summary: "due: 3 May; amount: 120", result: { due: "3 May", amount: "120" } };
+  const sentiment = { ok: true, type: "sentiment", summary: "positive (+0.80)", result: { label: "positive", score: 0.8 } };
+  const textOf = (/** @type {any} */ row) => row.summary;
+  assert.deepEqual(cellValue(record, textOf), ["3 May", "120"]);
+  assert.equal(cellValue(sentiment, textOf), "positive (+0.80)");
+  const cells = [
+    { row: 1, text: ["a", "b"] },
+    { row: 2, text: ["c", "d"] },
+    { row: 3, text: "ERROR: failed" },
+    { row: 4, text: ["e", "f"] },
+  ];
+  const runs = planWrites(cells).flat().map((r) => [r.row, r.texts.length, r.width]);
+  assert.deepEqual(runs, [[1, 2, 2], [3, 1, 1], [4, 1, 2]]);
 });

@@ -207,3 +207,35 @@ def test_cancel_deletes_the_job(pane: Pane, llm: MockLLM) -> None:
     written = [v for v in pane.column("B2:B151") if v]
     assert 0 < len(written) < 150 and not any(str(v).startswith("ERROR") for v in written)
     assert llm.calls() < 150
+
+
+def test_extract_spills_one_column_per_field_and_prompt_follows_the_instruction(
+    pane: Pane, llm: MockLLM
+) -> None:
+    pane.save_token()
+    page = pane.page
+    pane.put("A2:A4", [f"Order {n} from Ann. Amount: {n}00 EUR; due: {n} May" for n in range(1, 4)])
+    pane.select("A2:A4")
+    page.select_option("#task-type", "extract")
+    expect(page.locator("#fields-group")).to_be_visible()
+    page.fill("#fields", "amount, due")
+    page.click("#process")
+    expect(page.locator("#status")).to_contain_text("Done: 3 rows", timeout=30_000)
+    grid = page.evaluate("(a) => __fakeExcel.getValues(a)", "B2:C4")
+    assert grid == [[f"{n}00 EUR", f"{n} May"] for n in range(1, 4)]
+    [sent] = pane.batch_requests  # three rows: one batch, the task's options as its defaults
+    assert (sent.post_data_json or {})["defaults"] == {"fields": ["amount", "due"]}
+    assert {row["type"] for row in pane.batch_rows()} == {"extract"}
+
+    pane.put("E2:E3", ["North sold 10 units.", "South sold 12 units."])
+    pane.select("E2:E3")
+    page.select_option("#task-type", "prompt")
+    expect(page.locator("#instruction-group")).to_be_visible()
+    page.fill("#instruction", "Which region is named?")
+    page.click("#process")
+    expect(page.locator("#status")).to_contain_text("Done: 2 rows", timeout=30_000)
+    answers = pane.column("F2:F3")
+    assert answers == [
+        "Echo: Instruction: Which region is named?\n\nNorth sold 10 units.",
+        "Echo: Instruction: Which region is named?\n\nSouth sold 12 units.",
+    ], answers
