@@ -55,7 +55,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     budget = ProviderBudget(settings.provider_concurrency)
     provider = build_provider(settings, budget)
-    cache = build_cache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries, app.instance_path)
+    cache = build_cache(
+        settings.cache_url,
+        settings.cache_ttl,
+        settings.cache_max_entries,
+        app.instance_path,
+        settings.cache_l1_bytes,
+    )
     service = Service(settings, provider, load_templates(settings.prompt_templates), cache, budget)
     huey = build_huey(settings, app.instance_path)
     jobs = JobQueue(huey, JobStore(huey.storage, settings.job_ttl, settings.job_chunk_size), service)

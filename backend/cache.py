@@ -211,14 +211,30 @@ class RedisStore:
         self.client.set(self.PREFIX + key, value, ex=max(1, ttl))
 
 
-class ResponseCache:
-    """L1 in front of an optional L2 that is skipped for a while after it fails."""
+# What one L1 entry costs beyond its JSON text: the dict, its strings and the cache's own
+# bookkeeping (measured with tracemalloc: a parsed answer is its JSON length + about 1,040
+# bytes, for answers of 0.3 to 6 KB; the key and TTLCache's links add the rest).
+L1_ENTRY_OVERHEAD = 1400
+DEFAULT_L1_BYTES = 32 * 1024 * 1024
 
-    def __init__(self, store: Store | None, ttl: int, max_entries: int) -> None:
+
+class ResponseCache:
+    """L1 in front of an optional L2 that is skipped for a while after it fails.
+
+    L1 is bounded twice: by entries (CACHE_MAX_ENTRIES) and by the bytes its answers take
+    (CACHE_L1_BYTES), so a run of long unique answers cannot grow a worker without limit.
+    """
+
+    def __init__(
+        self, store: Store | None, ttl: int, max_entries: int, max_bytes: int = DEFAULT_L1_BYTES
+    ) -> None:
         self.store = store
         self.ttl = ttl
         self.enabled = ttl > 0 and max_entries > 0
-        self._l1: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=max(1, max_entries), ttl=max(1, ttl))
+        self.max_entries = max(1, max_entries)
+        self._l1: TTLCache[str, tuple[dict[str, Any], int]] = TTLCache(
+            maxsize=max(1, max_bytes), ttl=max(1, ttl), getsizeof=lambda entry: entry[1]
+        )
         self._lock = threading.Lock()
         self._store_down_until = 0.0
         self.retry_after = RETRY_STORE_AFTER  # per instance, so a test can wait less
@@ -227,9 +243,9 @@ class ResponseCache:
         if not self.enabled:
             return None
         with self._lock:
-            value = self._l1.get(key)
-        if value is not None:
-            return value
+            entry = self._l1.get(key)
+        if entry is not None:
+            return entry[0]
         text = self._store_call(lambda store: store.get(key))
         if not text:
             return None
@@ -239,17 +255,32 @@ class ResponseCache:
             return None
         if not isinstance(value, dict):
             return None
-        with self._lock:
-            self._l1[key] = value
+        self._remember(key, value, len(text))
         return value
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self._lock:
-            self._l1[key] = value
         text = json.dumps(value, ensure_ascii=False)
+        self._remember(key, value, len(text))
         self._store_call(lambda store: store.set(key, text, self.ttl))
+
+    def _remember(self, key: str, value: dict[str, Any], text_length: int) -> None:
+        """Keep `value` in L1, evicting the least recently used entries to stay in bounds."""
+        size = text_length + len(key) + L1_ENTRY_OVERHEAD
+        with self._lock:
+            if size > self._l1.maxsize:  # bigger than all of L1: served from L2 only
+                self._l1.pop(key, None)
+                return
+            while key not in self._l1 and len(self._l1) >= self.max_entries:
+                self._l1.popitem()
+            self._l1[key] = (value, size)
+
+    @property
+    def l1_bytes(self) -> int:
+        """The estimated bytes L1 holds now (what CACHE_L1_BYTES bounds)."""
+        with self._lock:
+            return int(self._l1.currsize)
 
     def _store_call(self, call: Callable[[Store], T]) -> T | None:
         """`call(store)`, or None when there is no store or it failed recently (L1 only then)."""
@@ -268,7 +299,9 @@ class ResponseCache:
         return result
 
 
-def build_cache(url: str, ttl: int, max_entries: int, instance_path: str) -> ResponseCache:
+def build_cache(
+    url: str, ttl: int, max_entries: int, instance_path: str, max_bytes: int = DEFAULT_L1_BYTES
+) -> ResponseCache:
     """The cache CACHE_URL describes; an empty URL means a SQLite file in the instance folder."""
     url = url or f"sqlite:///{Path(instance_path) / 'response-cache.sqlite3'}"
     scheme = urlparse(url).scheme
@@ -282,4 +315,4 @@ def build_cache(url: str, ttl: int, max_entries: int, instance_path: str) -> Res
         store = RedisStore(url)
     else:
         raise ValueError(f"CACHE_URL={url!r}: use memory://, sqlite:///path or redis://host:port/db")
-    return ResponseCache(store, ttl, max_entries)
+    return ResponseCache(store, ttl, max_entries, max_bytes)

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     cache_url: str = ""  # empty: sqlite file in the app's instance folder
     cache_ttl: int = Field(7 * 24 * 3600, ge=0)
     cache_max_entries: int = Field(10_000, ge=0)
+    cache_l1_bytes: int = Field(32 * 1024 * 1024, ge=0)  # in-process answers per worker, estimated bytes
 
     # The offline provider: a spaCy model for entities when the [ner] extra is installed
     local_ner_model: str = "en_core_web_sm"

@@ -266,3 +266,18 @@ def test_unreachable_redis_degrades(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     cache.set("k", BODY)
     assert cache.get("k") == BODY
     assert cache.get("other") is None
+
+
+def test_l1_is_bounded_in_bytes_and_entries() -> None:
+    cache = ResponseCache(None, ttl=60, max_entries=1000, max_bytes=20_000)
+    for n in range(100):
+        cache.set(f"k{n}", {"summary": "x" * 1000, "n": n})
+    assert cache.l1_bytes <= 20_000
+    assert cache.get("k99") == {"summary": "x" * 1000, "n": 99}  # the newest stay
+    assert cache.get("k0") is None  # the oldest went
+    cache.set("huge", {"summary": "y" * 30_000})  # bigger than all of L1: not kept, nothing evicted for it
+    assert cache.get("huge") is None and cache.get("k99") is not None
+    few = ResponseCache(None, ttl=60, max_entries=3, max_bytes=10**6)
+    for n in range(5):
+        few.set(f"k{n}", {"n": n})
+    assert [few.get(f"k{n}") is not None for n in range(5)] == [False, False, True, True, True]
