@@ -336,12 +336,8 @@ const FlaskLLMFunctions = (function (root) {
       }
       if (blank(text)) return Promise.resolve("");
       const build = (info) => ({ type: "classify", prompt: checkedText(info, text, "The text"), labels: capped(names, info.limits.maxLabels, "labels") });
-      return submit(build, invocation).then((row) => {
-        const said = typeof row.result === "string" ? row.result : client.rowText(row);
-        const label = names.find((n) => n.toLowerCase() === said.trim().toLowerCase());
-        if (label === undefined) throw makeError("notAvailable", `The model answered "${said}", which is not one of the labels`);
-        return label;
-      });
+      // The server validates the answer: an ok row's result is one of the labels as sent.
+      return submit(build, invocation).then(client.rowText);
     }
 
     function extract(text, fields, invocation) {
@@ -353,7 +349,8 @@ const FlaskLLMFunctions = (function (root) {
       }
       if (blank(text)) return Promise.resolve([names.map(() => "")]);
       const build = (info) => ({ type: "extract", prompt: checkedText(info, text, "The text"), fields: capped(names, info.limits.maxFields, "fields") });
-      return submit(build, invocation).then((row) => [names.map((name) => cellText(recordValue(row.result, name)))]);
+      // The server sends every field, keyed as sent (names normalised as nameList does), as text.
+      return submit(build, invocation).then((row) => [names.map((name) => cellText(row.result && row.result[name]))]);
     }
 
     function keywords(text, count, invocation) {
@@ -440,14 +437,6 @@ const FlaskLLMFunctions = (function (root) {
 
   function capped(names, max, what) {
     return names.length <= max ? names : invalid(`${names.length} ${what}; this server takes at most ${max}`);
-  }
-
-  /** A value of the server's record for `name`: the key as sent, else the same key ignoring case. */
-  function recordValue(record, name) {
-    if (!record || typeof record !== "object") return "";
-    if (name in record) return record[name];
-    const key = Object.keys(record).find((k) => k.toLowerCase() === name.toLowerCase());
-    return key === undefined ? "" : record[key];
   }
 
   /** Text for a spilled cell: Excel takes strings; null and missing values are empty. */
