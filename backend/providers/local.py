@@ -117,10 +117,12 @@ class LocalProvider(Provider):
         if not _WORD.search(body):
             return []
         count = max(1, count or self.keyword_count)
+        # A short list is the head of the default one (same candidates, same ranking).
+        size = max(count, self.keyword_count)
         with self._keywords_lock:
-            extractor = self._extractors.get(count)
+            extractor = self._extractors.get(size)
             if extractor is None:
-                extractor = self._extractors[count] = _keyword_extractor(2 * count)
+                extractor = self._extractors[size] = _keyword_extractor(2 * size)
             ranked = extractor.extract_keywords(body)
         out: list[str] = []
         covered: set[str] = set()

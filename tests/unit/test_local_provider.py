@@ -463,3 +463,11 @@ def test_awkward_inputs_get_sensible_values(provider: LocalProvider) -> None:
 
 def test_fallback_summary_is_capped_at_300_characters(provider: LocalProvider) -> None:
     assert run(provider, "summary", "😀" * 3000) == "😀" * 300
+
+
+def test_a_shorter_keyword_list_is_the_head_of_the_default_one() -> None:
+    provider = LocalProvider()
+    text = "Sarah from Acme Corp asked about invoice 1042 for the Berlin warehouse expansion. Thanks, Tom"
+    full = provider.keywords(text)
+    assert provider.keywords(text, 3) == full[:3]
+    assert len(provider.keywords(text, 12)) >= len(full)
