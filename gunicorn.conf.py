@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `backend`, wherever gunicorn starts
@@ -101,6 +102,26 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Metrics from every worker in one scrape (prometheus-client's multiprocess mode): each
+# worker writes its values to files in this folder, /metrics adds them up. Set before any
+# worker imports the app; a fresh folder per server start, so old workers' counts vanish.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskllm-metrics-")
+
+
+def on_starting(server: object) -> None:
+    """An operator-set metrics folder may hold files of an earlier run: start from zero."""
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A dead worker's live gauges (calls in flight, rows running) must not stay counted."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined, no-untyped-call]
+
 
 # Load the app in each worker, after the fork: no SQLite handle, Redis socket or SDK
 # connection pool is shared across processes.

@@ -13,15 +13,20 @@ from flask import Flask
 from flask_cors import CORS
 from flask_limiter import Limiter
 
-from backend import addin, api, apidocs, http_errors, jobs_api, limits, observability
+from backend import addin, api, apidocs, cli, http_errors, jobs_api, limits, metrics, observability, team_api
 from backend.auth import TokenChecker
+from backend.budgets import Budgets
 from backend.cache import build_cache
+from backend.estimate import Estimator
 from backend.jobs import JobStore
 from backend.jsonio import JSONProvider
+from backend.ledger import Ledger
 from backend.pacing import ProviderBudget
+from backend.prices import Prices
 from backend.providers import Provider, build_provider
 from backend.service import Service
 from backend.settings import Settings
+from backend.state import StateStore, build_state_store
 from backend.tasks import load_templates
 from backend.version import __version__
 from backend.worker import Consumer, JobQueue, build_huey
@@ -40,6 +45,10 @@ class AppState:
     limiter: Limiter
     jobs: JobQueue
     consumer: Consumer
+    state_store: StateStore
+    ledger: Ledger
+    budgets: Budgets
+    estimator: Estimator
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -63,8 +72,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.cache_l1_bytes,
     )
     service = Service(settings, provider, load_templates(settings.prompt_templates), cache, budget)
+    state_store = build_state_store(settings.state_url, app.instance_path)
+    prices = Prices.load(settings.prices_file)
+    budgets = Budgets(state_store)
+    ledger = Ledger(state_store, prices, budgets)
+    estimator = Estimator(settings, service, state_store, prices, budgets)
     huey = build_huey(settings, app.instance_path)
-    jobs = JobQueue(huey, JobStore(huey.storage, settings.job_ttl, settings.job_chunk_size), service)
+    jobs = JobQueue(huey, JobStore(huey.storage, settings.job_ttl, settings.job_chunk_size), service, ledger)
 
     observability.init_app(app, settings)
     http_errors.register_error_handlers(app)
@@ -89,20 +103,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(addin.bp)
+    app.register_blueprint(team_api.bp)
+    app.register_blueprint(metrics.bp)
+    cli.register(app)
     # Wrapped per app: the limits live in this app's limiter.
     for endpoint in ("api.webhook", "api.batch", "jobs.submit"):
         app.view_functions[endpoint] = limits.llm_limit(limiter, settings)(app.view_functions[endpoint])
-    for endpoint in ("jobs.status", "jobs.results", "jobs.cancel"):
+    for endpoint in ("jobs.status", "jobs.results", "jobs.cancel", "team.estimate", "team.usage"):
         app.view_functions[endpoint] = limits.poll_limit(limiter, settings)(app.view_functions[endpoint])
 
     app.extensions["flaskllm"] = AppState(
         settings,
-        TokenChecker(settings.api_token),
+        TokenChecker(settings.api_token, settings.admin_token, state_store),
         provider,
         service,
         limiter,
         jobs,
         Consumer(jobs, settings.job_workers),
+        state_store,
+        ledger,
+        budgets,
+        estimator,
     )
     return app
 

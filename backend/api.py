@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected
 
 from backend.auth import require_token
-from backend.errors import InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
+from backend.errors import BudgetExceeded, InvalidInput, InvalidJSON, TooManyItems, UnsupportedMediaType
 from backend.schemas import MAX_COUNT, MAX_FIELDS, MAX_LABELS, BatchRequest, WebhookRequest, validate
+from backend.service import RowPace
 from backend.version import __version__
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -68,6 +71,8 @@ def health() -> Response:
         version=__version__,
         environment=settings.environment.value,
         provider=service.provider.name,
+        fallback=list(settings.llm_fallback),
+        confirm_above={"cost_usd": settings.estimate_confirm_usd, "rows": settings.estimate_confirm_rows},
         batch_max_items=settings.batch_max_items,
         job_max_items=settings.job_max_items,
         provider_concurrency=settings.provider_concurrency,
@@ -85,13 +90,28 @@ def health() -> Response:
     )
 
 
+@contextmanager
+def metered() -> Iterator[RowPace]:
+    """The pace of this request's rows: counted in the caller's ledger, within its budget.
+
+    The request is counted whatever happens; the meter writes once, at the end.
+    """
+    meter = state().ledger.meter(g.caller)
+    meter.request()
+    try:
+        yield RowPace(meter=meter)
+    finally:
+        meter.close()
+
+
 @bp.post("/webhook")
 @require_token(token_checker)
 def webhook() -> Response:
     service = state().service
     item = validate(WebhookRequest, read_json(), service.validation_context)
     g.task = item.type
-    outcome = service.process(item)
+    with metered() as pace:
+        outcome = service.process(item, pace=pace)
     g.provider, g.model, g.cached = outcome.body["provider"], outcome.body["model"], outcome.cached
     g.input_tokens, g.output_tokens = outcome.usage.input_tokens, outcome.usage.output_tokens
     g.pacing = service.budget.snapshot()
@@ -109,8 +129,15 @@ def batch() -> Response:
         raise TooManyItems(f"items: at most {limit} rows per batch (got {len(items)}); split the request.")
     envelope = validate(BatchRequest, body, service.validation_context)
     defaults = envelope.defaults.model_dump(exclude_none=True) if envelope.defaults else {}
-    answer = service.process_batch(envelope.items, defaults)
+    with metered() as pace:
+        answer = service.process_batch(envelope.items, defaults, pace=pace)
     stats = answer["stats"]
+    if stats["succeeded"] == 0:
+        refused = [
+            r["error"] for r in answer["results"] if r["error"]["code"] == "budget_exceeded"
+        ]  # all failed
+        if refused:  # nothing cached to serve: the whole request is refused, as a single row would be
+            raise BudgetExceeded(refused[0]["resets_at"], float(refused[0]["retry_after"]))
     g.rows, g.cached = stats["total"], stats["cached"]
     g.input_tokens, g.output_tokens = stats["usage"]["input_tokens"], stats["usage"]["output_tokens"]
     g.provider = service.provider.name

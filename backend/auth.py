@@ -1,7 +1,9 @@
 """Who is calling: the API token from the `X-API-Token` header (or `api_token` query).
 
-Several tokens may be configured (rotation). The presented token is hashed and compared
-with every configured hash using `hmac.compare_digest`, without stopping at the first
+Three kinds of token: API_TOKEN (the unnamed token, several for rotation), named tokens
+made with `flask --app wsgi tokens create` (backend/cli.py, kept hashed in the state
+database), and ADMIN_TOKEN (reads everyone's usage). The presented token is hashed and
+compared with every configured hash using `hmac.compare_digest`, without stopping at the first
 match, so timing reveals neither which token nor how much of it matched. A failure
 never says whether the token was missing or wrong.
 """
@@ -10,14 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
+from cachetools import TTLCache
 from flask import g, request
 from pydantic import SecretStr
 
-from backend.errors import Unauthorized
+from backend.errors import AdminTokenNotForWork, Unauthorized
+from backend.state import UNNAMED, StateStore, TokenRecord
+from backend.state import digest as state_digest
+
+log = logging.getLogger("backend.auth")
+ADMIN_NAME = "(admin)"
+NAMED_TOKEN_TTL = 2.0  # seconds a named token's lookup is trusted: the revocation delay
+TOUCH_EVERY = 60.0  # seconds between two last-use writes of one token in one process
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOKEN_HEADER = "X-API-Token"  # noqa: S105 (a header name)
@@ -33,11 +47,45 @@ def client_id(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-class TokenChecker:
-    """Holds the hashes of the configured tokens, never the tokens themselves."""
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid token belongs to.
 
-    def __init__(self, tokens: Iterable[SecretStr]) -> None:
+    `client` is the short hash of the token (job ownership, rate-limit key, logs); `name`
+    is the ledger's name for it: a named token's name, or UNNAMED for API_TOKEN.
+    """
+
+    client: str
+    name: str
+    admin: bool = False
+    budget_usd: float | None = None
+    period: str = "month"
+
+
+class TokenChecker:
+    """Resolves a presented token to its `Caller`; holds hashes, never tokens.
+
+    API_TOKEN and ADMIN_TOKEN are compared in constant time. Named tokens are looked up by
+    digest in the state database, and the answer (found or not) is kept for
+    NAMED_TOKEN_TTL seconds per process: a revoked token stops working within that time in
+    every worker, and a burst of requests costs one lookup. Last use is written at most
+    once a minute per token and process.
+    """
+
+    def __init__(
+        self,
+        tokens: Iterable[SecretStr],
+        admin_token: SecretStr | None = None,
+        store: StateStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._digests = [_digest(t.get_secret_value()) for t in tokens]
+        self._admin = _digest(admin_token.get_secret_value()) if admin_token else None
+        self.store = store
+        self.clock = clock
+        self._named: TTLCache[str, TokenRecord | None] = TTLCache(10_000, NAMED_TOKEN_TTL, timer=clock)
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def matches(self, presented: str) -> bool:
         candidate = _digest(presented)
@@ -45,6 +93,46 @@ class TokenChecker:
         for digest in self._digests:
             found |= hmac.compare_digest(candidate, digest)
         return found
+
+    def resolve(self, presented: str) -> Caller | None:
+        client = client_id(presented)
+        if self.matches(presented):
+            return Caller(client, UNNAMED)
+        if self._admin is not None and hmac.compare_digest(_digest(presented), self._admin):
+            return Caller(client, ADMIN_NAME, admin=True)
+        record = self.named(presented)
+        if record is None:
+            return None
+        return Caller(client, record.name, budget_usd=record.budget_usd, period=record.period)
+
+    def named(self, presented: str) -> TokenRecord | None:
+        if self.store is None:
+            return None
+        key = state_digest(presented)
+        with self._lock:
+            if key in self._named:
+                return self._named[key]
+        try:
+            record = self.store.find_token(key)
+        except Exception as exc:  # the state database is down: named tokens fail closed
+            log.warning("token lookup failed", extra={"error": type(exc).__name__})
+            return None
+        with self._lock:
+            self._named[key] = record
+        if record is not None:
+            self._touch(record.name)
+        return record
+
+    def _touch(self, name: str) -> None:
+        now = self.clock()
+        if now - self._touched.get(name, float("-inf")) < TOUCH_EVERY:
+            return
+        self._touched[name] = now
+        try:
+            assert self.store is not None
+            self.store.touch_token(name, time.time())
+        except Exception as exc:
+            log.warning("token last-use not recorded", extra={"error": type(exc).__name__})
 
 
 def presented_token() -> str | None:
@@ -61,21 +149,36 @@ def presented_token() -> str | None:
 
 def identify(checker: TokenChecker) -> str | None:
     """The caller's client id if its token is valid, else None (cached on `g`)."""
-    if "client" not in g:
+    caller = identify_caller(checker)
+    return None if caller is None else caller.client
+
+
+def identify_caller(checker: TokenChecker) -> Caller | None:
+    """The caller if its token is valid, else None; resolved once per request (on `g`)."""
+    if "caller" not in g:
         token = presented_token()
-        g.client = client_id(token) if token and checker.matches(token) else None
-    client: str | None = g.client
-    return client
+        g.caller = checker.resolve(token) if token else None
+        g.client = g.caller.client if g.caller else None
+        g.token_name = g.caller.name if g.caller else None
+    caller: Caller | None = g.caller
+    return caller
 
 
-def require_token(get_checker: Callable[[], TokenChecker]) -> Callable[[F], F]:
-    """View decorator: 401 unless the request carries a configured token."""
+def require_token(get_checker: Callable[[], TokenChecker], *, admin: bool = False) -> Callable[[F], F]:
+    """View decorator: 401 unless the request carries a valid token.
+
+    The admin token reads usage and metrics only (`admin=True` views take both kinds);
+    it cannot run work, so it never shows up in Excel or in a budget.
+    """
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if identify(get_checker()) is None:
+            caller = identify_caller(get_checker())
+            if caller is None:
                 raise Unauthorized()
+            if caller.admin and not admin:
+                raise AdminTokenNotForWork()
             return view(*args, **kwargs)
 
         wrapper.requires_token = True  # type: ignore[attr-defined]  # read by backend/openapi.py

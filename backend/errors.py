@@ -140,6 +140,37 @@ class RateLimited(ClientError):
         self.retry_after = retry_after
 
 
+class AdminTokenNotForWork(ClientError):
+    status, code = 403, "admin_token"
+    message = "This is the admin token: it reads usage and metrics. Use an API token to run work."
+
+
+class Forbidden(ClientError):
+    status, code, message = 403, "forbidden", "Not allowed from here."
+
+
+class BudgetExceeded(ClientError):
+    """A token's spend reached its budget for the period: 429 until the period resets."""
+
+    status, code = 429, "budget_exceeded"
+
+    def __init__(self, resets_at: str, retry_after: float) -> None:
+        super().__init__(
+            f"This token's budget for the period is spent; it resets at {resets_at}. "
+            "Rows already cached are still answered; ask the operator for a larger budget.",
+            headers={"Retry-After": str(max(1, round(retry_after)))},
+        )
+        self.retry_after = retry_after
+        self.resets_at = resets_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "resets_at": self.resets_at,
+            "retry_after": max(1, round(self.retry_after)),
+        }
+
+
 class InternalError(APIError):
     status, code, message = 500, "internal_error", "Internal server error."
 

@@ -84,6 +84,8 @@ class Chunk:
     rows: list[Any]
     defaults: dict[str, Any]
     created_at: float  # the job's: older jobs' rows get provider slots first
+    owner: str = ""
+    account: dict[str, Any] | None = None
 
 
 class JobStore:
@@ -127,7 +129,12 @@ class JobStore:
     # ------------------------------------------------------------------ submit
 
     def create(
-        self, owner: str, items: list[Any], defaults: dict[str, Any], idempotency_key: str | None
+        self,
+        owner: str,
+        items: list[Any],
+        defaults: dict[str, Any],
+        idempotency_key: str | None,
+        account: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], list[int], bool]:
         """Store a new job (or find the one this Idempotency-Key made).
 
@@ -158,6 +165,7 @@ class JobStore:
             "chunks": chunks,
             "defaults": defaults,
             "created_at": now,
+            "account": account,  # whose ledger and budget its rows count against
         }
         self._put(f"job:{job_id}", meta)
         if idem is not None and not self._put_new(idem, f"{job_id} {digest}"):
@@ -296,7 +304,14 @@ class JobStore:
     def chunk(self, meta: dict[str, Any], number: int) -> Chunk:
         rows = self._get(f"job:{meta['id']}:in:{number}") or []
         return Chunk(
-            meta["id"], number, number * meta["chunk_size"], rows, meta["defaults"], float(meta["created_at"])
+            meta["id"],
+            number,
+            number * meta["chunk_size"],
+            rows,
+            meta["defaults"],
+            float(meta["created_at"]),
+            meta["owner"],
+            meta.get("account"),
         )
 
     def is_finished(self, job_id: str, number: int) -> bool:

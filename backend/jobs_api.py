@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from backend import metrics
 from backend.api import read_json, state, token_checker
-from backend.auth import require_token
-from backend.errors import InvalidInput, TooManyItems
+from backend.auth import Caller, require_token
+from backend.errors import BudgetExceeded, InvalidInput, TooManyItems
 from backend.jobs import RESULTS_DEFAULT_LIMIT, check_paging
 from backend.schemas import JobRequest, validate
 
@@ -38,11 +39,24 @@ def submit() -> tuple[Response, int]:
         )
     envelope = validate(JobRequest, body, app_state.service.validation_context)
     defaults = envelope.defaults.model_dump(exclude_none=True) if envelope.defaults else {}
+    caller: Caller = g.caller
+    meter = app_state.ledger.meter(caller)
+    meter.request()
+    meter.close()
+    if caller.budget_usd is not None:
+        try:
+            app_state.budgets.check(caller)
+        except BudgetExceeded:
+            # Spent: a job is still taken if some rows are cached (those are free and served).
+            if app_state.estimator.estimate(caller, envelope.items, defaults)["cached"] == 0:
+                raise
+    account = {"name": caller.name, "budget_usd": caller.budget_usd, "period": caller.period}
     job, chunks, created = app_state.jobs.store.create(
-        g.client, envelope.items, defaults, request.headers.get("Idempotency-Key")
+        g.client, envelope.items, defaults, request.headers.get("Idempotency-Key"), account=account
     )
     if created:
         app_state.jobs.submit(job["id"], chunks)
+        metrics.JOB_ROWS.labels("queued").inc(job["total"])
     g.rows = job["total"]
     return jsonify(job=job), 202 if created else 200
 

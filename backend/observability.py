@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from backend import metrics
 from backend.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -76,8 +77,13 @@ def init_app(app: Flask, settings: Settings) -> None:
         if response.mimetype == "application/json":
             response.headers["Content-Security-Policy"] = _JSON_CSP
             response.headers["Cache-Control"] = "no-store"
-        if request.method != "OPTIONS" and access_log.isEnabledFor(logging.INFO):
-            _log_request(response, request_id)
+        if request.method != "OPTIONS":
+            started = g.get("started")
+            route = request.url_rule.rule if request.url_rule else "<unmatched>"
+            seconds = time.perf_counter() - started if started else None
+            metrics.observe_request(route, request.method, response.status_code, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(response, request_id)
         return response
 
 
@@ -86,6 +92,7 @@ def _log_request(response: Response, request_id: str) -> None:
     fields: dict[str, Any] = {
         "request_id": request_id,
         "client": g.get("client"),
+        "token_name": g.get("token_name"),
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else "<unmatched>",
         "status": response.status_code,

@@ -19,6 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from backend import metrics
 from backend.answers import parse_answer, text_form
 from backend.cache import ResponseCache, cache_key
 from backend.errors import (
@@ -32,8 +33,9 @@ from backend.errors import (
     UnsupportedByProvider,
     log_crash,
 )
+from backend.ledger import Meter
 from backend.pacing import INTERACTIVE, Priority, ProviderBudget
-from backend.providers.base import Provider, Usage
+from backend.providers.base import Completion, Job, Provider, Usage
 from backend.schemas import BatchItem, WebhookRequest, validate
 from backend.settings import Settings
 from backend.tasks import DEFAULT_COUNT, Template
@@ -43,10 +45,12 @@ log = logging.getLogger("backend.service")
 
 @dataclass(frozen=True)
 class RowPace:
-    """How a batch's rows queue for provider slots, and whether they should still run."""
+    """How a batch's rows queue for provider slots, whether they should still run, and
+    whose ledger (and budget) they count against."""
 
     priority: Priority = INTERACTIVE
     abort: Callable[[], bool] | None = None
+    meter: Meter | None = None
 
 
 DEFAULT_PACE = RowPace()
@@ -125,11 +129,13 @@ class Service:
             for name, t in self.templates.items()
         ]
 
-    def key_for(self, item: WebhookRequest) -> str:
+    def key_for(self, item: WebhookRequest, answered_by: tuple[str, str] | None = None) -> str:
+        """The cache key: per provider and model that answer (now, or `answered_by`)."""
         task = item.type or "summary"
+        provider, model = answered_by or self.provider.route(item.model)
         return cache_key(
-            provider=self.provider.name,
-            model=item.model or self.provider.model,
+            provider=provider,
+            model=model,
             task=task,
             language=item.language,
             source=item.source,
@@ -143,18 +149,32 @@ class Service:
             },
         )
 
-    def cached(self, key: str) -> Outcome | None:
+    def cached(self, key: str, count: bool = True) -> Outcome | None:
         """A stored answer, marked as cached and costing nothing, or None."""
         body = self.cache.get(key)
+        if count:
+            metrics.CACHE.labels("miss" if body is None else "hit").inc()
         if body is None:
             return None
         return Outcome({**body, "cached": True, "usage": Usage().as_dict()}, Usage(), True)
 
-    def process(self, item: WebhookRequest, deadline: float | None = None) -> Outcome:
+    @staticmethod
+    def _free(pace: RowPace, outcome: Outcome) -> None:
+        """Count a row answered without a provider call (cache, duplicate, shared flight)."""
+        if pace.meter is not None:
+            body = outcome.body
+            pace.meter.served_free(str(body["provider"]), str(body["model"]), str(body["type"]))
+
+    def process(
+        self, item: WebhookRequest, deadline: float | None = None, pace: RowPace = DEFAULT_PACE
+    ) -> Outcome:
         """Answer one item from the cache or the provider; raises APIError on failure."""
         key = self.key_for(item)
         hit = self.cached(key)
-        return hit if hit is not None else self._compute(item, key, deadline)
+        if hit is not None:
+            self._free(pace, hit)
+            return hit
+        return self._compute(item, key, deadline, pace)
 
     def _compute(
         self, item: WebhookRequest, key: str, deadline: float | None, pace: RowPace = DEFAULT_PACE
@@ -180,10 +200,14 @@ class Service:
                 if deadline is not None and deadline <= self.clock():
                     raise
                 return self._compute(item, key, deadline, pace)
-            return Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
+            shared = Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
+            self._free(pace, shared)
+            return shared
         try:
             # The answer may have reached the cache since this caller looked.
-            outcome = self.cached(key) or self._call_provider(item, key, deadline, pace)
+            outcome = self.cached(key, count=False) or self._call_provider(item, key, deadline, pace)
+            if outcome.cached:
+                self._free(pace, outcome)
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -194,9 +218,8 @@ class Service:
             with self._flights_lock:
                 self._flights.pop(key, None)
 
-    def _call_provider(
-        self, item: WebhookRequest, key: str, deadline: float | None, pace: RowPace
-    ) -> Outcome:
+    def render(self, item: WebhookRequest) -> Job:
+        """The provider job for `item`: its template rendered (also what estimates count)."""
         task = item.type or "summary"
         supported = self.provider.supported_tasks
         if supported is not None and task not in supported:
@@ -204,8 +227,7 @@ class Service:
                 f"The '{task}' task needs an LLM: the server runs the offline 'local' provider. "
                 "Ask the operator to set OPENAI_API_KEY or ANTHROPIC_API_KEY."
             )
-        template = self.templates[task]
-        job = template.render(
+        return self.templates[task].render(
             item.prompt,
             item.language,
             item.source,
@@ -216,21 +238,36 @@ class Service:
             count=item.count,
             model=item.model,
         )
+
+    def _call_provider(
+        self, item: WebhookRequest, key: str, deadline: float | None, pace: RowPace
+    ) -> Outcome:
+        task = item.type or "summary"
+        job = self.render(item)
+        template = self.templates[task]
         # The wait for a provider slot counts against the same time as the call itself.
         ends = self.clock() + self.settings.request_timeout
         cut_by_deadline = deadline is not None and deadline < ends
         if deadline is not None:
             ends = min(ends, deadline)
-        if not self.budget.acquire(ends, pace.priority):
+        metrics.WAITING.inc()
+        try:
+            admitted = self.budget.acquire(ends, pace.priority)
+        finally:
+            metrics.WAITING.dec()
+        if not admitted:
             raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
         succeeded = False
         try:
             if pace.abort is not None and pace.abort():  # e.g. its job was cancelled while it waited
                 raise RowCancelled()
+            if pace.meter is not None:
+                pace.meter.admit()  # BudgetExceeded once the caller's budget is spent
             left = ends - self.clock()
             if left <= 0:
                 raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
-            completion = self.provider.complete(job, left)
+            started = self.clock()
+            completion = self._measured_call(job, left)
             succeeded = True
         except ProviderTimeout:
             # The batch deadline, not REQUEST_TIMEOUT, ended this call: say so whichever
@@ -240,6 +277,11 @@ class Service:
             raise
         finally:
             self.budget.release(succeeded)
+        provider_name = completion.provider or self.provider.name
+        if pace.meter is not None:
+            words = len(job.system.split()) + len(job.user.split())
+            seconds = self.clock() - started
+            pace.meter.called(provider_name, completion.model, task, completion.usage, words, seconds)
         result = (
             completion.result
             if completion.result is not None
@@ -251,12 +293,31 @@ class Service:
             "summary": text_form(result, template.result),
             "type": task,
             "result": result,
-            "provider": self.provider.name,
+            "provider": provider_name,
             "model": completion.model,
             "usage": completion.usage.as_dict(),
         }
+        if provider_name != self.provider.route(item.model)[0]:  # a fallback answered
+            key = self.key_for(item, (provider_name, completion.model))
         self.cache.set(key, body)
         return Outcome({**body, "cached": False}, completion.usage, False)
+
+    def _measured_call(self, job: Job, timeout: float) -> Completion:
+        """The provider call, counted in the metrics: in flight, outcome, latency."""
+        started = self.clock()
+        metrics.IN_FLIGHT.inc()
+        try:
+            completion = self.provider.complete(job, timeout)
+        except APIError as err:
+            name, model = self.provider.route(job.model)
+            metrics.PROVIDER_CALLS.labels(name, model, err.code).inc()
+            raise
+        finally:
+            metrics.IN_FLIGHT.dec()
+        name = completion.provider or self.provider.name
+        metrics.PROVIDER_CALLS.labels(name, completion.model, "ok").inc()
+        metrics.PROVIDER_SECONDS.labels(name).observe(self.clock() - started)
+        return completion
 
     # ------------------------------------------------------------------ batch
 
@@ -294,6 +355,7 @@ class Service:
                 continue
             hit = self.cached(key)
             if hit is not None:
+                self._free(pace, hit)
                 results[index] = self._row_ok(index, ids[index], hit)
             else:
                 pending[key] = [index]
@@ -309,6 +371,7 @@ class Service:
                     results[index] = self._row_ok(index, ids[index], outcome)
                 else:  # a duplicate row: same answer, not paid for again
                     dup = Outcome({**outcome.body, "usage": Usage().as_dict()}, Usage(), outcome.cached)
+                    self._free(pace, dup)
                     results[index] = self._row_ok(index, ids[index], dup)
         return self._summarise([r for r in results if r is not None], outcomes)
 

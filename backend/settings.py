@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     # Task templates
     prompt_templates: Path | None = None
 
+    # Operating it for a team: named tokens, usage, budgets (backend/state.py, backend/budgets.py)
+    state_url: str = ""  # empty: a SQLite file in instance/; redis://... to share across machines
+    admin_token: SecretStr | None = None  # reads everyone's usage and /metrics; >= 32 characters
+    prices_file: Path | None = None  # a TOML price table replacing backend/prices.toml
+    estimate_confirm_usd: float = Field(1.0, ge=0)  # the kit asks before a run estimated above this
+    estimate_confirm_rows: int = Field(2000, ge=1)  # ... or with more rows to run when unpriced
+
+    # Metrics: "loopback" (only from this machine), "admin" (ADMIN_TOKEN), or "off"
+    metrics_access: str = Field("loopback", pattern=r"^(loopback|admin|off)$")
+
+    # Fallback providers, in order, when the primary fails after its retries (comma-separated)
+    llm_fallback: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fallback_cooldown: float = Field(30.0, ge=0, le=3600)  # seconds a failed provider is skipped
+
     # Excel add-in
     addin_namespace: str = Field("LLM", pattern=r"^[A-Z][A-Z0-9]{0,31}$")
     public_url: str | None = None
@@ -112,6 +126,24 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("llm_fallback", mode="before")
+    @classmethod
+    def _fallback(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        return [v.lower() for v in value] if isinstance(value, list) else value
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _admin_token(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and len(value.strip()) < MIN_PRODUCTION_TOKEN_LENGTH:
+            raise ValueError(
+                f"ADMIN_TOKEN must be at least {MIN_PRODUCTION_TOKEN_LENGTH} characters (generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("models", mode="before")
     @classmethod

@@ -30,8 +30,11 @@ from typing import Any
 
 from huey import Huey, RedisExpireHuey, SqliteHuey
 
+from backend import metrics
+from backend.auth import Caller
 from backend.errors import InternalError, log_crash
 from backend.jobs import Chunk, JobStore
+from backend.ledger import Ledger, Meter
 from backend.pacing import job_priority
 from backend.service import RowPace, Service
 from backend.settings import Settings
@@ -60,10 +63,11 @@ def build_huey(settings: Settings, instance_path: str) -> Huey:
 class JobQueue:
     """Submits jobs as chunk tasks and runs those tasks with the app's Service."""
 
-    def __init__(self, huey: Huey, store: JobStore, service: Service) -> None:
+    def __init__(self, huey: Huey, store: JobStore, service: Service, ledger: Ledger | None = None) -> None:
         self.huey = huey
         self.store = store
         self.service = service
+        self.ledger = ledger
         self.wake = threading.Event()  # a submit in this process wakes its idle consumer
         self._leases: set[tuple[str, int]] = set()
         self._leases_lock = threading.Lock()
@@ -110,17 +114,36 @@ class JobQueue:
         if self.store.is_cancelled(chunk.job_id):
             return self.store.cancelled_rows(chunk)
         timeout = self.service.settings.request_timeout * CHUNK_TIMEOUT_FACTOR
+        meter = self._meter(chunk)
+        metrics.JOB_ROWS_RUNNING.inc(len(chunk.rows))
         try:
-            pace = RowPace(job_priority(chunk.created_at, chunk.start), self._cancel_check(chunk.job_id))
+            pace = RowPace(
+                job_priority(chunk.created_at, chunk.start), self._cancel_check(chunk.job_id), meter
+            )
             answer = self.service.process_batch(chunk.rows, chunk.defaults, timeout=timeout, pace=pace)
             rows: list[dict[str, Any]] = answer["results"]
         except Exception as exc:  # a bug must fail the rows, not lose the chunk forever
             log_crash(log, exc, "job chunk crashed")
             error = InternalError().to_dict()
             rows = [{"index": i, "id": None, "ok": False, "error": error} for i in range(len(chunk.rows))]
+        finally:
+            metrics.JOB_ROWS_RUNNING.dec(len(chunk.rows))
+            if meter is not None:
+                meter.close()
+        metrics.JOB_ROWS.labels("done").inc(len(rows))
         for row in rows:
             row["index"] += chunk.start
         return rows
+
+    def _meter(self, chunk: Chunk) -> Meter | None:
+        """The ledger meter of the token that submitted the job (its budget applies)."""
+        if self.ledger is None or chunk.account is None:
+            return None
+        account = chunk.account
+        caller = Caller(
+            chunk.owner, account["name"], budget_usd=account["budget_usd"], period=account["period"]
+        )
+        return self.ledger.meter(caller)
 
     def _cancel_check(self, job_id: str) -> Callable[[], bool]:
         """Whether the job was cancelled, asked by each row as it gets a provider slot; the

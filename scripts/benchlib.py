@@ -138,6 +138,7 @@ def app_env(env: dict[str, str]) -> dict[str, str]:
         "API_TOKEN": TOKEN,
         "LOG_LEVEL": "WARNING",
         "CACHE_URL": f"sqlite:///{tmp}/cache.sqlite3",
+        "STATE_URL": f"sqlite:///{tmp}/state.sqlite3",
         "RATE_LIMIT_ENABLED": "false",
         **env,
     }
@@ -206,6 +207,7 @@ def shipped_env(env: dict[str, str], state_dir: str | None = None) -> dict[str, 
         "API_TOKEN": TOKEN,
         "CACHE_URL": f"sqlite:///{tmp}/cache.sqlite3",
         "JOBS_URL": f"sqlite:///{tmp}/jobs.sqlite3",
+        "STATE_URL": f"sqlite:///{tmp}/state.sqlite3",
         **env,
     }
 

@@ -183,6 +183,8 @@ class State:
             self.by_prompt: dict[str, int] = {}
             self.by_model: dict[str, int] = {}
             self.structured = 0  # calls that asked for structured output (json_schema or a tool)
+            self.input_tokens = 0  # usage reported in successful answers, as a ledger should see it
+            self.output_tokens = 0
 
     def configure(self, updates: dict[str, Any]) -> dict[str, Any]:
         """Validate then apply a partial update; ``None`` clears a key back to its default."""
@@ -227,6 +229,8 @@ class State:
                 "by_prompt": dict(self.by_prompt),
                 "by_model": dict(self.by_model),
                 "structured": self.structured,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
                 "config": dict(self.config),
             }
 
@@ -369,6 +373,10 @@ class Handler(BaseHTTPRequestHandler):
         usage_in = sum(len(text_of(m.get("content")).split()) for m in messages)
         usage_in += len(system.split()) if style == "anthropic" else 0  # OpenAI's is a message
         usage_out = len(content.split())
+        if mode != "drop":  # a cut-off answer never reaches the client, nor its usage
+            with self.server.state.lock:
+                self.server.state.input_tokens += usage_in
+                self.server.state.output_tokens += usage_out
         if style == "anthropic":
             reply: dict[str, Any] = {
                 "id": f"msg_mock{call_no}",

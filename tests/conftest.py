@@ -38,6 +38,7 @@ def make_settings(**overrides: Any) -> Settings:
         "rate_limit_enabled": False,
         "log_level": "INFO",
         "jobs_url": f"sqlite:///{tempfile.mkdtemp(prefix='flaskllm-jobs-')}/jobs.sqlite3",
+        "state_url": f"sqlite:///{tempfile.mkdtemp(prefix='flaskllm-state-')}/state.sqlite3",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -51,7 +51,21 @@ def build_provider(settings: Settings, throttle: Throttle | None = None) -> Prov
         factory = REGISTRY[name]
     except KeyError:
         raise ValueError(f"LLM_PROVIDER={name!r} is unknown; use auto, {', '.join(REGISTRY)}") from None
-    return factory(settings, throttle)
+    primary = factory(settings, throttle)
+    fallbacks = [f for f in dict.fromkeys(settings.llm_fallback) if f != name]
+    if not fallbacks:
+        return primary
+    chain = [primary]
+    for fallback in fallbacks:
+        if fallback not in REGISTRY:
+            raise ValueError(f"LLM_FALLBACK names {fallback!r}, which is unknown; use {', '.join(REGISTRY)}")
+        key = {"openai": settings.openai_api_key, "anthropic": settings.anthropic_api_key}.get(fallback, True)
+        if not key:
+            raise ValueError(f"LLM_FALLBACK names {fallback!r}, but {fallback.upper()}_API_KEY is not set")
+        chain.append(REGISTRY[fallback](settings, None))  # its own throttle: its 429s are its own
+    from backend.providers.fallback import FallbackProvider
+
+    return FallbackProvider(chain, settings.fallback_cooldown)
 
 
 __all__ = ["REGISTRY", "Completion", "Job", "Provider", "Usage", "build_provider"]

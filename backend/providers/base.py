@@ -65,6 +65,7 @@ class Completion:
     model: str
     usage: Usage = field(default_factory=Usage)
     result: Any = None
+    provider: str | None = None  # who answered, when not the provider asked (a fallback)
 
 
 class Provider(ABC):
@@ -77,6 +78,14 @@ class Provider(ABC):
     name: ClassVar[str]
     supported_tasks: ClassVar[frozenset[str] | None] = None
     model: str
+
+    def route(self, model: str | None) -> tuple[str, str]:
+        """The provider and model that would answer a row asking for `model` right now.
+
+        The cache key is made of these, so an answer is stored and found per provider and
+        model; a fallback chain (backend/providers/fallback.py) names its active provider.
+        """
+        return self.name, model or self.model
 
     @abstractmethod
     def complete(self, job: Job, timeout: float) -> Completion:

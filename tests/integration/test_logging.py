@@ -197,7 +197,7 @@ def test_crash_logs_the_stack_but_not_the_prompt(
 ) -> None:
     service = app.extensions["flaskllm"].service
 
-    def broken(item: Any, deadline: Any = None) -> Any:
+    def broken(item: Any, deadline: Any = None, pace: Any = None) -> Any:
         raise ValueError(f"cannot handle {item.prompt!r}")  # a bug whose message quotes input
 
     monkeypatch.setattr(service, "process", broken)
