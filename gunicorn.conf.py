@@ -29,13 +29,23 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+# Metrics from every worker in one scrape (prometheus-client's multiprocess mode): each
+# worker writes its values to files in this folder, /metrics adds them up. Set before
+# anything imports prometheus-client (importing backend.settings below loads the package);
+# a fresh folder per server start (removed at exit), so old workers' counts vanish.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskllm-metrics-")
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `backend`, wherever gunicorn starts
 
-from backend.settings import Settings  # after the path above
+from backend.settings import Settings  # noqa: E402 (after the path and the metrics folder above)
 
 app_settings = Settings()  # the one owner of every app setting, `.env` included
 
@@ -103,17 +113,16 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
-# Metrics from every worker in one scrape (prometheus-client's multiprocess mode): each
-# worker writes its values to files in this folder, /metrics adds them up. Set before any
-# worker imports the app; a fresh folder per server start, so old workers' counts vanish.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskllm-metrics-")
-
 
 def on_starting(server: object) -> None:
     """An operator-set metrics folder may hold files of an earlier run: start from zero."""
     for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         stale.unlink(missing_ok=True)
+
+
+def on_exit(server: object) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -2,9 +2,11 @@
 
 Spend is read from the usage ledger, so every worker and machine sees the same total, and
 kept for SPEND_TTL seconds per process: a row asks before each provider call, and a
-batch of 100 rows costs one ledger read. Within a request, the meter adds its own spend
-not yet written (backend/ledger.py), so one long batch stops itself at the cap too; rows
-already running when the cap is reached finish, and are paid.
+batch of 100 rows costs one ledger read. On top of that, each process adds what its own
+rows have spent but not yet written to the ledger, and a reservation for every row in
+flight (its estimated cost), so 32 rows starting at once cannot all slip under the cap:
+a row starts only while spent + in flight is below the budget. Rows already running when
+the cap is reached finish, and are paid.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Budgets:
         self.store = store
         self.clock = clock
         self._spent: dict[tuple[str, str], tuple[float, int]] = {}
+        self._in_flight: dict[str, int] = {}  # reservations of rows running in this process
+        self._unwritten: dict[str, int] = {}  # spent by this process, not yet in the ledger
         self._lock = threading.Lock()
 
     def spent_nano(self, name: str, period: str) -> int:
@@ -64,21 +68,50 @@ class Budgets:
             self._spent[(name, first)] = (now, spent)
         return spent
 
-    def forget(self, name: str) -> None:
-        """Drop this process's remembered spend of `name` (after it wrote to the ledger)."""
+    def written(self, name: str, nano: int) -> None:
+        """`nano` of `name`'s spend reached the ledger: read it from there from now on."""
         with self._lock:
+            self._unwritten[name] = self._unwritten.get(name, 0) - nano
             for key in [k for k in self._spent if k[0] == name]:
                 del self._spent[key]
 
-    def state(self, caller: Caller, pending_nano: int = 0) -> BudgetState | None:
+    def state(self, caller: Caller) -> BudgetState | None:
+        """The caller's budget, with what this process spent and has in flight."""
         if caller.budget_usd is None:
             return None
         _, _, resets = period_bounds(caller.period, self.clock())
-        spent = self.spent_nano(caller.name, caller.period) + pending_nano
+        spent = self.spent_nano(caller.name, caller.period)
+        with self._lock:
+            spent += self._unwritten.get(caller.name, 0) + self._in_flight.get(caller.name, 0)
         return BudgetState(round(caller.budget_usd * NANO), spent, caller.period, resets)
 
-    def check(self, caller: Caller, pending_nano: int = 0) -> None:
+    def check(self, caller: Caller) -> None:
         """Raise BudgetExceeded once the period's spend has reached the budget."""
-        state = self.state(caller, pending_nano)
+        state = self.state(caller)
         if state is not None and state.spent_nano >= state.limit_nano:
             raise BudgetExceeded(iso(state.resets_at), state.resets_at.timestamp() - self.clock())
+
+    def reserve(self, caller: Caller, nano: int) -> None:
+        """Before a provider call: admit it (or raise BudgetExceeded) and hold its estimate."""
+        if caller.budget_usd is None:
+            return
+        spent = self.spent_nano(caller.name, caller.period)
+        limit = round(caller.budget_usd * NANO)
+        with self._lock:  # check and hold at once: concurrent rows see each other
+            held = self._unwritten.get(caller.name, 0) + self._in_flight.get(caller.name, 0)
+            if spent + held >= limit:
+                exceeded = True
+            else:
+                exceeded = False
+                self._in_flight[caller.name] = self._in_flight.get(caller.name, 0) + nano
+        if exceeded:
+            self.check(caller)  # raises with the reset time
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def settle(self, caller: Caller, reserved: int, spent: int) -> None:
+        """A call ended: its reservation goes, what it really cost waits for the ledger."""
+        if caller.budget_usd is None:
+            return
+        with self._lock:
+            self._in_flight[caller.name] = self._in_flight.get(caller.name, 0) - reserved
+            self._unwritten[caller.name] = self._unwritten.get(caller.name, 0) + spent

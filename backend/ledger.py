@@ -23,6 +23,8 @@ from backend.providers.base import Usage
 from backend.state import StateStore, UsageBatch, utc_day
 
 log = logging.getLogger("backend.ledger")
+RESERVE_TOKENS_PER_WORD = 1.35  # a row's reservation against a budget (backend/estimate.py's prior)
+RESERVE_OUTPUT_TOKENS = 90
 
 
 class Ledger:
@@ -45,7 +47,7 @@ class Ledger:
                 "usage not recorded",
                 extra={"token_name": batch.token, "error": type(exc).__name__, "requests": batch.requests},
             )
-        self.budgets.forget(batch.token)
+        self.budgets.written(batch.token, sum(c.cost_nano for c in batch.counts.values()))
 
 
 class Meter:
@@ -65,16 +67,32 @@ class Meter:
         with self._lock:
             self._batch.requests += 1
 
-    def admit(self) -> None:
-        """Before a provider call: BudgetExceeded once the caller's budget is spent."""
+    def admit(self, model: str, words: int) -> int:
+        """Before a provider call: BudgetExceeded once the caller's budget is spent, else
+        the call's estimated cost, held against the budget until `called` or `release`."""
         if self.caller.budget_usd is None:
-            return
-        with self._lock:
-            pending = sum(c.cost_nano for c in self._batch.counts.values())
-        self.ledger.budgets.check(self.caller, pending)
+            return 0
+        tokens = round(words * RESERVE_TOKENS_PER_WORD)
+        reserve = self.ledger.prices.cost_nano(model, tokens, RESERVE_OUTPUT_TOKENS) or 0
+        self.ledger.budgets.reserve(self.caller, reserve)
+        return reserve
 
-    def called(self, provider: str, model: str, task: str, usage: Usage, words: int, seconds: float) -> None:
+    def release(self, reserved: int) -> None:
+        """The call failed: nothing was spent."""
+        self.ledger.budgets.settle(self.caller, reserved, 0)
+
+    def called(
+        self,
+        provider: str,
+        model: str,
+        task: str,
+        usage: Usage,
+        words: int,
+        seconds: float,
+        reserved: int = 0,
+    ) -> None:
         cost = self.ledger.prices.cost_nano(model, usage.input_tokens, usage.output_tokens)
+        self.ledger.budgets.settle(self.caller, reserved, cost or 0)
         with self._lock:
             counts = self._batch.counts_for(provider, model, task)
             counts.rows += 1

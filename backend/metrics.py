@@ -24,15 +24,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
-from prometheus_client import disable_created_metrics
 from prometheus_client import multiprocess as prom_multiprocess
 
 from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.providers.base import Usage
 
-disable_created_metrics()  # the *_created series double the output and graph nothing
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the output and graph nothing
 REGISTRY = CollectorRegistry(auto_describe=True)
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})

@@ -92,13 +92,13 @@ def _log_request(response: Response, request_id: str) -> None:
     fields: dict[str, Any] = {
         "request_id": request_id,
         "client": g.get("client"),
-        "token_name": g.get("token_name"),
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else "<unmatched>",
         "status": response.status_code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
     }
     for name in (
+        "token_name",
         "task",
         "provider",
         "model",

@@ -31,10 +31,12 @@ from backend.schemas import (
     BatchRequest,
     BatchResponse,
     ErrorResponse,
+    EstimateResponse,
     HealthResponse,
     JobRequest,
     JobResponse,
     JobResultsResponse,
+    UsageResponse,
     WebhookRequest,
     WebhookResponse,
 )
@@ -145,6 +147,34 @@ DOCS: dict[str, Doc] = {
     "jobs.cancel": Doc(
         "Cancel a job's rows not started", "Finished rows stay.", response=JobResponse, errors=(404,)
     ),
+    "team.estimate": Doc(
+        "Price rows before running them",
+        "The body of a /batch or /jobs request (up to JOB_MAX_ITEMS rows). Nothing is run: rows "
+        "are validated and looked up in the cache as the run would, the rest rendered with their "
+        "templates and counted; tokens per word come from this server's ledger. `confirm` says "
+        "the kit should ask before running. Not charged against RATE_LIMIT (POLL_RATE_LIMIT).",
+        JobRequest,
+        EstimateResponse,
+        examples={"rows": {"items": [{"id": "A2", "prompt": "Please call me back about the invoice."}]}},
+    ),
+    "team.usage": Doc(
+        "Usage and spend per token",
+        "The caller's own ledger (requests, rows, cached rows, tokens, cost) per day and model, "
+        "and its budget; the admin token gets every token's, by name. Default range: this month; "
+        "at most 366 days (the answer's `from` says where a longer range was cut); `to` before "
+        "`from` is an empty range.",
+        response=UsageResponse,
+        errors=(400, 403),
+        parameters=(
+            {
+                "name": "from",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "format": "date"},
+            },
+            {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+        ),
+    ),
     "openapi.spec": Doc("This OpenAPI 3.1 document", "No token needed.", tag="meta"),
     "openapi.docs": Doc(
         "Human-readable API reference",
@@ -190,6 +220,8 @@ def schemas_for(
         HealthResponse,
         JobResponse,
         JobResultsResponse,
+        EstimateResponse,
+        UsageResponse,
     )
     models_in: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
     models_in += [(m, "serialization") for m in responses]

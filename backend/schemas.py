@@ -304,6 +304,8 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: list[dict[str, Any]] | None = None
+    resets_at: str | None = Field(None, description="budget_exceeded: when the budget period resets (UTC).")
+    retry_after: int | None = Field(None, description="budget_exceeded: seconds until then.")
 
 
 class ErrorResponse(BaseModel):
@@ -370,6 +372,73 @@ class HealthResponse(BaseModel):
     models: list[str] = Field(..., description="The MODELS allow-list; the first is the default.")
     default_model: str
     limits: Limits
+    fallback: list[str] = Field(..., description="LLM_FALLBACK: providers that take over, in order.")
+    confirm_above: dict[str, float] = Field(
+        ..., description="cost_usd and rows above which the kit asks before a run (see /estimate)."
+    )
+
+
+class Budget(BaseModel):
+    limit_usd: float
+    spent_usd: float
+    remaining_usd: float
+    period: Literal["day", "month"]
+    resets_at: str
+
+
+class Estimate(BaseModel):
+    rows: int
+    invalid: int = Field(..., description="Rows that would fail validation: free.")
+    cached: int = Field(..., description="Rows answered from the cache or duplicates: free.")
+    to_run: int = Field(..., description="Rows that would call the provider.")
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None = Field(..., description="null: the model has no price.")
+    seconds: float
+    provider: str
+    model: str
+    confirm: bool = Field(..., description="Ask the user first: above the threshold or the budget left.")
+    budget: Budget | None
+
+
+class EstimateResponse(BaseModel):
+    estimate: Estimate
+
+
+class UsageCounts(BaseModel):
+    rows: int
+    cached_rows: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None = Field(..., description="null when any row was of a model without a price.")
+    unpriced_rows: int
+
+
+class UsageTotals(UsageCounts):
+    requests: int
+
+
+class UsageDay(UsageTotals):
+    day: str
+
+
+class UsageByModel(UsageCounts):
+    provider: str
+    model: str
+
+
+class TokenUsage(BaseModel):
+    name: str = Field(..., description="The token's name; (unnamed) for API_TOKEN.")
+    budget: Budget | None
+    totals: UsageTotals
+    by_model: list[UsageByModel]
+    days: list[UsageDay]
+
+
+class UsageResponse(BaseModel):
+    from_: str = Field(..., alias="from")
+    to: str
+    tokens: list[TokenUsage]
 
 
 class JobResultsResponse(BaseModel):

@@ -258,16 +258,23 @@ class Service:
         if not admitted:
             raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
         succeeded = False
+        reserved = 0
+        words = len(job.system.split()) + len(job.user.split())
         try:
             if pace.abort is not None and pace.abort():  # e.g. its job was cancelled while it waited
                 raise RowCancelled()
-            if pace.meter is not None:
-                pace.meter.admit()  # BudgetExceeded once the caller's budget is spent
             left = ends - self.clock()
             if left <= 0:
                 raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
+            if pace.meter is not None:  # BudgetExceeded once the caller's budget is spent
+                reserved = pace.meter.admit(self.provider.route(item.model)[1], words)
             started = self.clock()
-            completion = self._measured_call(job, left)
+            try:
+                completion = self._measured_call(job, left)
+            except BaseException:
+                if pace.meter is not None:
+                    pace.meter.release(reserved)
+                raise
             succeeded = True
         except ProviderTimeout:
             # The batch deadline, not REQUEST_TIMEOUT, ended this call: say so whichever
@@ -279,9 +286,10 @@ class Service:
             self.budget.release(succeeded)
         provider_name = completion.provider or self.provider.name
         if pace.meter is not None:
-            words = len(job.system.split()) + len(job.user.split())
             seconds = self.clock() - started
-            pace.meter.called(provider_name, completion.model, task, completion.usage, words, seconds)
+            pace.meter.called(
+                provider_name, completion.model, task, completion.usage, words, seconds, reserved
+            )
         result = (
             completion.result
             if completion.result is not None

@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     def _provider_name(cls, value: str) -> str:
         return value.strip().lower()
 
-    @field_validator("openai_api_key", "anthropic_api_key", mode="before")
+    @field_validator("openai_api_key", "anthropic_api_key", "prices_file", "prompt_templates", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-UNNAMED = "(api_token)"  # the ledger's name for API_TOKEN, which no named token can take
+UNNAMED = "(unnamed)"  # the ledger's name for API_TOKEN, which no named token can take
 PERIODS = ("day", "month")
 NANO = 1_000_000_000
 

@@ -1,16 +1,17 @@
 """Blueprint for operating the service for a team: usage per token, and estimates.
 
-GET /api/v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD answers the caller's own ledger; the
-admin token gets every token's, by name (backend/state.py keeps it). POST
-/api/v1/estimate prices the body of a /batch or /jobs request before it is sent
-(backend/estimate.py). Both only read: they count against the polling rate limit, not
-RATE_LIMIT (wired in create_app).
+GET /api/v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD answers the caller's own ledger
+(backend/state.py keeps it); the admin token gets every token's, by name. A range longer
+than a year is cut to the year ending at `to` (the answer's `from` says so); `to` before
+`from` is an empty range. POST /api/v1/estimate prices the body of a /batch or /jobs
+request before it is sent (backend/estimate.py). Both only read: they count against the
+polling rate limit, not RATE_LIMIT (wired in create_app).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -50,7 +51,7 @@ def estimate() -> Response:
 
 def _day_arg(name: str, default: date) -> date:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         return date.fromisoformat(raw)
@@ -66,10 +67,8 @@ def usage() -> Response:
     today = datetime.fromtimestamp(time.time(), timezone.utc).date()
     first = _day_arg("from", date.fromisoformat(period_bounds("month", time.time())[0]))
     last = _day_arg("to", today)
-    if last < first:
-        raise InvalidInput("to: must not be before from")
-    if (last - first).days >= MAX_DAYS:
-        raise InvalidInput(f"from, to: at most {MAX_DAYS} days at a time")
+    if (last - first).days >= MAX_DAYS:  # at most a year at a time: the answer says which
+        first = last - timedelta(days=MAX_DAYS - 1)
     store = app_state.state_store
     who = None if caller.admin else caller.name
     rows = store.usage(who, first.isoformat(), last.isoformat())

@@ -14,6 +14,13 @@
  * - Large runs go through durable jobs (POST/GET/DELETE /api/v1/jobs): `postJob` with an
  *   Idempotency-Key (see `idempotencyKey`) so a retried or re-run submission attaches to the job
  *   it already made instead of paying twice.
+ * - Before a run, `estimate` sends the very body the run would send (POST /api/v1/estimate; the
+ *   server never calls the LLM for it) and reads back rows, cached, to run, tokens, cost, time,
+ *   the token's budget and whether to ask the user first. An older server without the endpoint
+ *   (404/405) gives null: the run goes on without an estimate rather than failing.
+ * - "budget_exceeded" (the token's spending budget is used up; a 429 for a whole request, or a
+ *   row's error) is never waited out like a rate limit: its Retry-After is the time until the
+ *   budget period resets, often hours. It fails with the server's message saying when.
  *
  * Plain script, no build: in a page it defines `FlaskLLMClient`; in Node it is a CommonJS module.
  */
@@ -22,6 +29,12 @@
  * @typedef {{name: string, result: string, needs: string[], takes: string[], supported: boolean}} ServerTask
  * @typedef {{maxPromptLength: number, batchMax: number, jobMax: number, maxLabels: number, maxFields: number, maxCount: number}} ServerLimits
  * @typedef {{known: boolean, provider: string, tasks: ServerTask[], models: string[], defaultModel: string, limits: ServerLimits}} ServerInfo
+ */
+/**
+ * What POST /api/v1/estimate says a run would cost, as `estimate` reads it (camelCase of the
+ * server's fields; a missing or malformed count is 0, an unknown cost or time is null).
+ * @typedef {{limitUsd: number | null, spentUsd: number | null, remainingUsd: number | null, period: string, resetsAt: string}} Budget
+ * @typedef {{rows: number, invalid: number, cached: number, toRun: number, inputTokens: number, outputTokens: number, costUsd: number | null, seconds: number | null, provider: string, model: string, confirm: boolean, budget: Budget | null}} Estimate
  */
 (function (root, factory) {
   const api = factory(root);
@@ -50,6 +63,7 @@
   const TASK_TYPES = FALLBACK_TASKS.map((t) => t.name);
   /** The server's limits when /health does not give them (the shipped defaults). */
   const FALLBACK_LIMITS = { maxPromptLength: 4000, batchMax: 100, jobMax: 5000, maxLabels: 50, maxFields: 20, maxCount: 50 };
+  const BUDGET_EXCEEDED = "budget_exceeded"; // the error code of a used-up spending budget
   const STORAGE_SUFFIX = "flaskllm.settings";
   const SETTING_NAMES = ["backendUrl", "token", "type", "language", "instruction", "labels", "fields", "count", "model"];
 
@@ -84,6 +98,11 @@
       this.code = info.code ?? "";
       /** @type {number | null} */
       this.retryAfter = info.retryAfter ?? null;
+    }
+
+    /** The token's spending budget is used up: not worth retrying before `retryAfter` seconds. */
+    get budgetExceeded() {
+      return this.code === BUDGET_EXCEEDED;
     }
 
     /** The CustomFunctions.ErrorCode name for a cell: the input is wrong, or the service is. */
@@ -145,6 +164,11 @@
   function describeHttpError(status, body, retryAfter) {
     const error = (body && body.error) || {};
     const said = typeof error.message === "string" ? error.message : "";
+    if (error.code === BUDGET_EXCEEDED) {
+      // The server's message says when the budget resets; without one, Retry-After does.
+      if (said) return said;
+      return retryAfter === null ? "The API token's budget is used up" : `The API token's budget is used up: it resets in ${waitText(retryAfter)}`;
+    }
     switch (status) {
       case 400:
       case 415:
@@ -168,6 +192,13 @@
         return status >= 500 ? `FlaskLLM server error${id}` : `The server answered HTTP ${status}${id}`;
       }
     }
+  }
+
+  /** Seconds as "40 s", "3 min", "5 h 20 min". */
+  function waitText(seconds) {
+    if (seconds < 60) return `${Math.round(seconds)} s`;
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+    return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
   }
 
   /**
@@ -266,6 +297,95 @@
       throw new ApiError("The server's batch answer does not match the request", { kind: "format" });
     }
     return answer;
+  }
+
+  const count = (n) => (typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : 0);
+  const amount = (n) => (typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : null);
+  const text = (v) => (typeof v === "string" ? v : "");
+
+  /**
+   * An /estimate answer's `estimate` as an Estimate. `confirm` is true only when the server says so.
+   * @param {any} raw
+   * @returns {Estimate}
+   */
+  function readEstimate(raw) {
+    const b = raw.budget && typeof raw.budget === "object" ? raw.budget : null;
+    return {
+      rows: count(raw.rows),
+      invalid: count(raw.invalid),
+      cached: count(raw.cached),
+      toRun: count(raw.to_run),
+      inputTokens: count(raw.input_tokens),
+      outputTokens: count(raw.output_tokens),
+      costUsd: amount(raw.cost_usd),
+      seconds: amount(raw.seconds),
+      provider: text(raw.provider),
+      model: text(raw.model),
+      confirm: raw.confirm === true,
+      budget: b && { limitUsd: amount(b.limit_usd), spentUsd: amount(b.spent_usd), remainingUsd: amount(b.remaining_usd), period: text(b.period), resetsAt: text(b.resets_at) },
+    };
+  }
+
+  /**
+   * POST /api/v1/estimate with exactly the body the run would send to /jobs or /batch ({items,
+   * defaults}); nothing is run. Resolves with the Estimate, or null when the server has no such
+   * endpoint (404 or 405: an older server, and the run goes on without an estimate). Every other
+   * failure rejects with an ApiError, within `options.deadlineMs` like every request.
+   * @param {Record<string, string>} settings
+   * @param {object[]} items rows as for /batch and /jobs
+   * @param {object | undefined} defaults the envelope's defaults, as the run sends them
+   * @param {{signal?: AbortSignal, deadlineMs?: number, fetch?: Function}} [options]
+   * @returns {Promise<Estimate | null>}
+   */
+  async function estimate(settings, items, defaults, options = {}) {
+    const body = defaults ? { items, defaults } : { items };
+    let answer;
+    try {
+      answer = await requestJson(settings.backendUrl, "/api/v1/estimate", { ...options, method: "POST", token: settings.token, body });
+    } catch (err) {
+      if (err instanceof ApiError && err.kind === "http" && (err.status === 404 || err.status === 405)) return null;
+      throw err;
+    }
+    if (!answer.estimate || typeof answer.estimate !== "object") {
+      throw new ApiError("The server's estimate answer has no estimate in it", { kind: "format" });
+    }
+    return readEstimate(answer.estimate);
+  }
+
+  /**
+   * One Estimate for a run sent as several requests (a selection over job_max_items rows is one
+   * job per part, one estimate each): counts, tokens and time add up (the parts run one after
+   * another); the cost is unknown if any part's is; the budget is the latest answer's. It asks
+   * first if any part asks, or if the total costs more than the budget has left.
+   * @param {Estimate[]} parts at least one
+   * @returns {Estimate}
+   */
+  function combineEstimates(parts) {
+    const sum = (key) => parts.reduce((n, e) => n + e[key], 0);
+    const costs = parts.map((e) => e.costUsd);
+    const costUsd = costs.every((c) => c !== null) ? sum("costUsd") : null;
+    const times = parts.map((e) => e.seconds);
+    const budget = [...parts].reverse().map((e) => e.budget).find((b) => b) || null;
+    const overBudget = Boolean(budget && budget.remainingUsd !== null && costUsd !== null && costUsd > budget.remainingUsd);
+    return {
+      rows: sum("rows"),
+      invalid: sum("invalid"),
+      cached: sum("cached"),
+      toRun: sum("toRun"),
+      inputTokens: sum("inputTokens"),
+      outputTokens: sum("outputTokens"),
+      costUsd,
+      seconds: times.every((t) => t !== null) ? sum("seconds") : null,
+      provider: parts[0].provider,
+      model: parts[0].model,
+      confirm: parts.some((e) => e.confirm) || overBudget,
+      budget,
+    };
+  }
+
+  /** A /batch or job result row that failed because the token's budget is used up. */
+  function isBudgetRow(row) {
+    return Boolean(row && !row.ok && row.error && row.error.code === BUDGET_EXCEEDED);
   }
 
   function health(settings, options = {}) {
@@ -495,6 +615,7 @@
 
   return {
     DEADLINE_MS,
+    BUDGET_EXCEEDED,
     TASK_TYPES,
     FALLBACK_TASKS,
     FALLBACK_LIMITS,
@@ -507,6 +628,9 @@
     request,
     requestJson,
     postBatch,
+    estimate,
+    combineEstimates,
+    isBudgetRow,
     postJob,
     getJob,
     getJobResults,

@@ -30,6 +30,12 @@
  * checked against them before anything is sent, so a wrong one is #VALUE! at once with a message
  * saying what would be right. The built-in list is only for a server /health does not reach.
  *
+ * Why a used-up budget is not waited out: a 429 "budget_exceeded" (the token's spending budget for
+ * the period is spent) carries a Retry-After of the time until the period resets, often hours.
+ * Its cells fail at once (#N/A) with the server's message saying when, instead of resending the
+ * chunk or sitting on #BUSY! until their deadline; a row failed with it fails only its cell, the
+ * same way. A recalculation after the reset asks again.
+ *
  * Why every path ends in resolve or reject: a promise that never settles leaves its cell on #BUSY!
  * for good. Network failures, non-JSON answers, deadlines and cancellation reject with a
  * CustomFunctions.Error carrying a message the user can act on; a failed row fails only its cell.
@@ -270,9 +276,9 @@ const FlaskLLMFunctions = (function (root) {
       }
     }
 
-    /** Milliseconds to wait before resending after `err`, or null: not a 429, or no time left for it. */
+    /** Milliseconds to wait before resending after `err`, or null: not a 429, a used-up budget, or no time left for it. */
     function rateLimitWait(err, deadline) {
-      if (!(err instanceof client.ApiError) || err.kind !== "http" || err.status !== 429) return null;
+      if (!(err instanceof client.ApiError) || err.kind !== "http" || err.status !== 429 || err.budgetExceeded) return null;
       const wait = (err.retryAfter ?? DEFAULT_RETRY_AFTER_S) * 1000 + Math.random() * RETRY_JITTER_MS;
       return Date.now() + wait < deadline ? wait : null;
     }

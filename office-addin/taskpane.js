@@ -24,6 +24,21 @@
  * keywords, a language for translation). Those options travel as the request's `defaults`, in
  * /batch chunks and in jobs alike, so a 5,000-row classify does not repeat its labels 5,000 times.
  *
+ * Before a new run the pane asks the server what it would cost (POST /api/v1/estimate with the
+ * same rows and defaults the run sends, one request per job-sized part; no LLM call) and shows one
+ * line: rows, cached, to run, the estimated cost (or "price unknown"), the time and the budget left.
+ * When the server says `confirm` (above the operator's threshold, or more than the token's budget
+ * has left), the pane shows the estimate with Run and Cancel buttons in the pane itself (Office
+ * add-ins cannot use window.confirm) and sends nothing until Run is pressed; Cancel, or the pane's
+ * own Cancel, ends the run with nothing sent. An older server without the endpoint (404/405) runs
+ * as before, without an estimate; any other estimate failure stops before anything is sent.
+ * Resuming a stored job asks nothing: it was submitted already.
+ *
+ * A used-up budget ("budget_exceeded": a 429 for a whole request, or a row's error) is never waited
+ * out like a rate limit, since its Retry-After is the time until the budget resets. The run stops
+ * sending; rows it failed say "ERROR: <the server's message>" and rows not sent stay empty, so the
+ * next run (after the reset) picks both up, as with any failed row.
+ *
  * The pure helpers at the top are exported to Node for unit tests; the DOM part runs in a page only.
  */
 (function (root) {
@@ -91,13 +106,65 @@
     return textOf(row);
   }
 
+  /** Seconds as words: "about 40 s", "about 3 min"; "" when there is no number. */
+  function formatDuration(seconds) {
+    if (typeof seconds !== "number" || !(seconds >= 0)) return "";
+    if (seconds < 10) return `about ${Math.max(1, Math.round(seconds))} s`;
+    if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s`;
+    if (seconds < 3600) return `about ${Math.round(seconds / 60)} min`;
+    return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+  }
+
   /** eta_seconds as words: "about 40 s left", "about 3 min left"; "" when the server has no estimate. */
   function formatEta(seconds) {
-    if (typeof seconds !== "number" || !(seconds >= 0)) return "";
-    if (seconds < 10) return `about ${Math.max(1, Math.round(seconds))} s left`;
-    if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s left`;
-    if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
-    return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min left`;
+    const duration = formatDuration(seconds);
+    return duration && `${duration} left`;
+  }
+
+  /** A server's message without its final full stop, to go inside a sentence of ours. */
+  function clause(text) {
+    return String(text).replace(/[.\s]+$/, "");
+  }
+
+  /** US dollars as the pane shows them: "$0.00", "< $0.01", "$12.30", "$1,204". */
+  function formatUsd(n) {
+    if (n === 0) return "$0.00";
+    if (n < 0.01) return "< $0.01";
+    if (n < 1000) return `$${n.toFixed(2)}`;
+    return `$${Math.round(n).toLocaleString("en-US")}`;
+  }
+
+  /** "budget left $3.80 of $5.00 per day", or "" when the estimate has no budget. */
+  function budgetText(budget) {
+    if (!budget || budget.remainingUsd === null) return "";
+    const of = budget.limitUsd === null ? "" : ` of ${formatUsd(budget.limitUsd)}`;
+    return `budget left ${formatUsd(budget.remainingUsd)}${of}${budget.period ? ` per ${budget.period}` : ""}`;
+  }
+
+  /**
+   * The estimate line: "Estimate: 120 rows · 20 cached · 98 to run · 2 invalid · est. $0.01 ·
+   * about 15 s · budget left $3.80 of $5.00 per day" ("price unknown" when the model has no price).
+   * @param {import("./client.js").Estimate} e
+   */
+  function estimateText(e) {
+    const parts = [`${e.rows} rows`, `${e.cached} cached`, `${e.toRun} to run`];
+    if (e.invalid) parts.push(`${e.invalid} invalid`);
+    parts.push(e.costUsd === null ? "price unknown" : `est. ${formatUsd(e.costUsd)}`);
+    if (formatDuration(e.seconds)) parts.push(formatDuration(e.seconds));
+    if (budgetText(e.budget)) parts.push(budgetText(e.budget));
+    return `Estimate: ${parts.join(" · ")}`;
+  }
+
+  /**
+   * Why the pane asks before running, as one question.
+   * @param {import("./client.js").Estimate} e
+   */
+  function confirmText(e) {
+    const what = e.costUsd === null ? `The price of ${e.model || "this model"} is unknown` : `This run is estimated at ${formatUsd(e.costUsd)}`;
+    const b = e.budget;
+    const over = b && b.remainingUsd !== null && e.costUsd !== null && e.costUsd > b.remainingUsd;
+    const why = over ? `, more than the ${formatUsd(b.remainingUsd)} left in your budget${b.resetsAt ? ` (it resets ${b.resetsAt})` : ""}` : "";
+    return `${what} for ${e.toRun} rows to run${why}. Run it?`;
   }
 
   /** The progress line: "40 / 150 rows · 3 cached · 1 failed[ · about 40 s left]". */
@@ -202,7 +269,7 @@
   }
 
   if (typeof module === "object" && module.exports) {
-    module.exports = { planRows, chunks, asCellText, formatEta, progressText, jsonBytes, nextBlockRows, planWrites, cellValue, taskOptions, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
+    module.exports = { planRows, chunks, asCellText, formatEta, formatDuration, formatUsd, estimateText, confirmText, progressText, jsonBytes, nextBlockRows, planWrites, cellValue, taskOptions, CHUNK_ROWS, ERROR_PREFIX, JOB_SETTING };
     return;
   }
 
@@ -210,8 +277,10 @@
   /** An element of taskpane.html; typed as an input, which has every property the pane sets. */
   const $ = (id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
   const selectBox = (id) => /** @type {HTMLSelectElement} */ (document.getElementById(id));
-  const tuning = { pollMs: POLL_MS, ...(root.FlaskLLMPaneTuning || {}) }; // tests shorten the poll
+  const tuning = { pollMs: POLL_MS, estimateMs: C.DEADLINE_MS, ...(root.FlaskLLMPaneTuning || {}) }; // tests shorten these
   let current = null; // the running work: {controller, done: Promise}
+  /** @type {((go: boolean) => void) | null} answers the confirmation on screen, if one is */
+  let answerConfirm = null;
 
   function setStatus(text, kind = "info") {
     $("status").textContent = text;
@@ -444,13 +513,16 @@
 
   // ----- Shared by both paths ------------------------------------------------------------------
 
-  /** Call `fn`; on 429 wait Retry-After and call it again. Throws what ends the run. */
+  /**
+   * Call `fn`; on 429 wait Retry-After and call it again. Throws what ends the run, a used-up
+   * budget at once: its Retry-After is the time until the budget resets.
+   */
   async function withRateLimit(fn, signal) {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        if (!(err.kind === "http" && err.status === 429 && attempt < MAX_RATE_LIMIT_WAITS)) throw err;
+        if (!(err.kind === "http" && err.status === 429 && !err.budgetExceeded && attempt < MAX_RATE_LIMIT_WAITS)) throw err;
         const wait = Math.min(err.retryAfter ?? 5, 60);
         setStatus(`Rate limited: waiting ${wait} s before going on…`);
         await sleep(wait * 1000, signal);
@@ -526,13 +598,16 @@
     const queue = chunks(rows, CHUNK_ROWS);
     /** @type {any} */
     let fatal = null; // the first error that ends the run
+    let budget = ""; // the server's message once a row failed for a used-up budget: no more chunks go out
     const worker = async () => {
       try {
-        while (queue.length && !controller.signal.aborted) {
+        while (queue.length && !controller.signal.aborted && !budget) {
           const offsets = queue.shift();
           const answer = await sendChunk(settings, offsets.map((i) => rowItem(settings, sel, i)), defaults, controller.signal);
           // Written even if Cancel was pressed meanwhile: these rows are done and paid for.
           await writeCells(sel.sheet, sel.column, offsets.map((i, k) => cellFor(sel, i, answer, k, progress)));
+          const spent = (answer.results || []).find(C.isBudgetRow);
+          if (spent) budget = budget || clause(spent.error.message || "The API token's budget is used up");
           progress.done += offsets.length;
           showProgress(progress);
         }
@@ -544,7 +619,11 @@
     await Promise.all(Array.from({ length: WORKERS }, worker));
     const where = `${progress.done} of ${progress.total} rows`;
     if (fatal) {
-      setStatus(`Stopped after ${where}: ${fatal.message}`, "error");
+      const later = fatal.budgetExceeded ? ". Rows not sent stay empty: run again once the budget resets." : "";
+      const message = later ? clause(fatal.message) : fatal.message;
+      setStatus(`Stopped after ${where}: ${message}${later}`, "error");
+    } else if (budget) {
+      setStatus(`Stopped after ${where}: ${budget}. Rows marked ERROR and rows not sent are retried by the next run, once the budget resets.`, "error");
     } else if (controller.signal.aborted) {
       setStatus(`Cancelled after ${where}. Run again to continue: filled rows are skipped.`, "info");
     } else {
@@ -586,6 +665,7 @@
       try {
         ({ job } = await submitJob(settings, sel, items, defaults, nonce, work.controller.signal));
       } catch (err) {
+        if (err.budgetExceeded) return setStatus(`Not submitted: ${clause(err.message)}. Run again once the budget resets: filled rows are skipped.`, "error");
         if (err.kind !== "cancelled") throw err;
         return setStatus("Cancelled before the job was submitted. Run again to continue: filled rows are skipped.", "info");
       }
@@ -604,7 +684,7 @@
       };
       await saveJobRecord(record);
       const outcome = await followJob(settings, record, work);
-      if (outcome !== "done") return;
+      if (outcome !== "done" || record.budget) return; // a used-up budget: the next parts would fail too
     }
   }
 
@@ -650,6 +730,7 @@
       if (row.ok) cells.push({ row: at, text: cellValue(row, C.rowText) });
       else if (!(row.error && row.error.code === "cancelled")) {
         cells.push({ row: at, text: ERROR_PREFIX + ((row.error && row.error.message) || "failed") });
+        if (C.isBudgetRow(row) && !record.budget) record.budget = row.error.message || "The API token's budget is used up";
       } // a cancelled row stays empty: the next run picks it up
     }
     await writeCells(record.sheet, record.column, cells);
@@ -675,7 +756,8 @@
     const failedCount = job ? job.failed : 0;
     const failed = failedCount ? `, ${failedCount} failed (their cells say ERROR)` : "";
     const cancelled = job && job.status === "cancelled" ? " The job was cancelled: run again for the rows still empty." : "";
-    setStatus(`Done: ${done} rows, ${cached} from the cache${failed}.${cancelled}`, failedCount || cancelled ? "error" : "ok");
+    const budget = record.budget ? ` ${clause(record.budget)}: run again once the budget resets to retry the rows marked ERROR.` : "";
+    setStatus(`Done: ${done} rows, ${cached} from the cache${failed}.${cancelled}${budget}`, failedCount || cancelled || budget ? "error" : "ok");
     return "done";
   }
 
@@ -720,6 +802,77 @@
     });
   }
 
+  // ----- The cost estimate and the go-ahead ----------------------------------------------------
+
+  /**
+   * The estimate for the rows a run will send: exactly the items and defaults of its requests, one
+   * estimate per job-sized part (the endpoint takes what one job takes), combined. null when the
+   * server has no estimate endpoint (an older server); other failures reject.
+   * @returns {Promise<import("./client.js").Estimate | null>}
+   */
+  async function estimateRun(settings, sel, rows, defaults, limits, signal) {
+    const found = [];
+    for (const part of chunks(rows, limits.jobMax)) {
+      const items = part.map((i) => rowItem(settings, sel, i));
+      const e = await withRateLimit(() => C.estimate(settings, items, defaults, { signal, deadlineMs: tuning.estimateMs }), signal);
+      if (e === null) return null;
+      found.push(e);
+    }
+    return C.combineEstimates(found);
+  }
+
+  /** The estimate line under the buttons; hidden when there is none. */
+  function showEstimate(estimate) {
+    $("estimate").textContent = estimate ? estimateText(estimate) : "";
+    $("estimate").hidden = !estimate;
+  }
+
+  /**
+   * Show the question with Run and Cancel in the pane (an add-in has no window.confirm) and resolve
+   * with the answer: true for Run; false for Cancel, or when the pane's Cancel aborts `signal`.
+   */
+  function askToRun(text, signal) {
+    return new Promise((resolve) => {
+      const onAbort = () => done(false);
+      const done = (go) => {
+        answerConfirm = null;
+        $("confirm").hidden = true;
+        signal.removeEventListener("abort", onAbort);
+        resolve(go);
+      };
+      if (signal.aborted) return done(false);
+      signal.addEventListener("abort", onAbort, { once: true });
+      $("confirm-text").textContent = text;
+      $("confirm").hidden = false;
+      answerConfirm = done;
+      const run = $("confirm-run");
+      if (typeof run.focus === "function") run.focus();
+    });
+  }
+
+  /**
+   * Estimate the run, show the estimate, and ask when the server says to. Resolves with true to go
+   * on; false with the status saying why not (nothing was sent).
+   */
+  async function approveRun(settings, sel, rows, defaults, limits, work) {
+    const signal = work.controller.signal;
+    setStatus(`Estimating the cost of ${rows.length} rows…`);
+    let estimate;
+    try {
+      estimate = await estimateRun(settings, sel, rows, defaults, limits, signal);
+    } catch (err) {
+      if (err.kind === "cancelled" || signal.aborted) setStatus("Cancelled: nothing was sent.", "info");
+      else setStatus(`Not run: the cost estimate failed: ${err.message}`, "error");
+      return false;
+    }
+    showEstimate(estimate);
+    if (!estimate || !estimate.confirm) return true;
+    setStatus("Waiting for your go-ahead: Run or Cancel.", "info");
+    const go = await askToRun(confirmText(estimate), signal);
+    if (!go) setStatus("Not run: nothing was sent. Press Process selection to see the estimate again.", "info");
+    return go;
+  }
+
   // ----- The button ----------------------------------------------------------------------------
 
   async function processSelection() {
@@ -732,6 +885,7 @@
     if (!settings.token) return setStatus("Set your API token first, then Save.", "error");
     const stored = loadJobRecord();
     if (stored) return resumeStoredJob(stored); // finish the stored job before starting another
+    showEstimate(null);
     return runWork(async (work) => {
       const info = await serverInfo(settings);
       const { defaults, error } = taskOptions(settings, info, C.parseList);
@@ -741,6 +895,7 @@
       const rows = planRows(sel.inputs, sel.outputs, $("skip-filled").checked);
       showProgress({ done: 0, total: rows.length, cached: 0, failed: 0 });
       if (!rows.length) return setStatus(sel.inputs.length ? "Nothing to do: every row is filled or empty." : "The selection has no data.", "info");
+      if (!(await approveRun(settings, sel, rows, defaults, info.limits, work))) return;
       setStatus(`Processing ${rows.length} rows of ${sel.address}${sel.wide ? " (first column only)" : ""}…`);
       if (rows.length > info.limits.batchMax) await runJobs(settings, sel, rows, defaults, info.limits, work);
       else await runBatches(settings, sel, rows, defaults, work.controller);
@@ -774,6 +929,8 @@
     $("test-connection").addEventListener("click", testConnection);
     $("process").addEventListener("click", processSelection);
     $("cancel").addEventListener("click", cancel);
+    $("confirm-run").addEventListener("click", () => answerConfirm && answerConfirm(true));
+    $("confirm-cancel").addEventListener("click", () => answerConfirm && answerConfirm(false));
     $("office-missing").hidden = inOffice;
     $("process").disabled = !inOffice;
     const stored = inOffice ? loadJobRecord() : null;

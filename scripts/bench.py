@@ -169,13 +169,13 @@ def excel_suite() -> list[dict[str, Any]]:
             "Office Script, 2,000 rows x 3 KB",
             0.2,
             2000,
-            ["script", "--rows", "2000", "--bytes", "3000", "--prefix", stamp],
+            ["script", "--rows", "2000", "--bytes", "3000", "--prefix", stamp, "--approve-usd", "10000"],
         ),
         excel_run(
             "Office Script, 25,000 rows (jobs)",
             0.1,
             25000,
-            ["script", "--rows", "25000", "--bytes", "300", "--prefix", stamp],
+            ["script", "--rows", "25000", "--bytes", "300", "--prefix", stamp, "--approve-usd", "10000"],
         ),
     ]
 

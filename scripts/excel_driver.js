@@ -30,7 +30,7 @@
  *     within one cell deadline of its call, queued or not.
  *     -> {"cells","settled","errors","first_error","max_seconds","cell_deadline_seconds"}
  *
- *   node scripts/excel_driver.js script --url URL --token TOKEN --rows 2000 --bytes 3000 [--prefix STR] [--file ProcessEmails.ts]
+ *   node scripts/excel_driver.js script --url URL --token TOKEN --rows 2000 --bytes 3000 [--prefix STR] [--file ProcessEmails.ts] [--approve-usd 50]
  *     Runs the shipped Office Script (transpiled as office-addin/tests/load-script.js does, with
  *     API_URL and API_TOKEN overridden) with real fetch against the fake workbook
  *     (office-addin/tests/fake-excelscript.js, Excel's 5 MB per-call limit enforced) holding N
@@ -56,12 +56,12 @@ const ADDIN = path.join(__dirname, "..", "office-addin");
 const SCRIPT_FILES = ["ProcessEmails.ts", "ProcessTableColumn.ts"];
 const USAGE = `usage:
   node scripts/excel_driver.js filldown --url URL --token TOKEN --cells N [--prefix STR] [--bytes B]
-  node scripts/excel_driver.js script --url URL --token TOKEN --rows N --bytes B [--prefix STR] [--file ${SCRIPT_FILES.join("|")}]
+  node scripts/excel_driver.js script --url URL --token TOKEN --rows N --bytes B [--prefix STR] [--file ${SCRIPT_FILES.join("|")}] [--approve-usd USD]
   node scripts/excel_driver.js formulas --url URL --token TOKEN [--cells N] [--prefix STR]
   node scripts/excel_driver.js deadline --url URL --token TOKEN [--cells N] [--cell-deadline-ms MS] [--max-concurrent N]`;
 const MODES = {
   filldown: { flags: ["url", "token", "cells", "prefix", "bytes"], count: "cells" },
-  script: { flags: ["url", "token", "rows", "bytes", "prefix", "file"], count: "rows" },
+  script: { flags: ["url", "token", "rows", "bytes", "prefix", "file", "approve-usd"], count: "rows" },
   formulas: { flags: ["url", "token", "cells", "prefix"], count: "cells", defaults: { cells: "500" } },
   deadline: { flags: ["url", "token", "cells", "cell-deadline-ms", "max-concurrent"], count: "cells", defaults: { cells: "1000", "cell-deadline-ms": "2000", "max-concurrent": "2" } },
 };
@@ -90,6 +90,10 @@ function parseArgs(argv) {
   opts.prefix = opts.prefix ?? crypto.randomBytes(4).toString("hex");
   if (!/^[\w.:-]{1,40}$/.test(opts.prefix)) throw new UsageError("--prefix: 1 to 40 of [A-Za-z0-9_.:-]");
   opts.file = opts.file ?? "ProcessEmails.ts";
+  // What the person running the script approves when the server asks for a go-ahead (main's
+  // parameters); 0 = as the script ships: a costly run stops at its estimate.
+  opts["approve-usd"] = opts["approve-usd"] === undefined ? 0 : Number(opts["approve-usd"]);
+  if (!Number.isFinite(opts["approve-usd"]) || opts["approve-usd"] < 0) throw new UsageError("--approve-usd must be a number >= 0");
   if (mode === "script" && !SCRIPT_FILES.includes(opts.file)) throw new UsageError(`--file must be one of ${SCRIPT_FILES.join(", ")}`);
   return opts;
 }
@@ -255,7 +259,7 @@ async function script(opts) {
   const started = process.hrtime.bigint();
   let thrown = null;
   try {
-    await main(wb);
+    await main(wb, opts["approve-usd"], opts["approve-usd"] > 0);
   } catch (err) {
     thrown = `the script threw: ${err && err.message}`;
   }
@@ -277,6 +281,7 @@ async function script(opts) {
     first_error: thrown || firstError,
     seconds: round(seconds),
     jobs_submitted: jobs.n,
+    estimate_logs: logs.filter((line) => /estimat|approve/i.test(line)),
     max_call_bytes: wb.grid.maxCallBytes,
     workbook_calls: wb.grid.calls,
   };

@@ -32,6 +32,20 @@
  * run: a new job that really retries them, instead of the server handing back the finished job with
  * the same failures. (Keying on the row texts alone would attach to the failed job forever.)
  *
+ * Cost estimate and approval: before submitting anything, the script sends each new job's body to
+ * POST /api/v1/estimate (nothing is run) and logs the estimate: rows, cached, to run, tokens, cost,
+ * time and the budget left. When the server asks for a go-ahead (`confirm`: above the operator's
+ * threshold, or more than the token's budget has left), the run stops there, nothing submitted or
+ * marked, and the log says how to approve it: run the script again with main's approveCostUsd at
+ * least the estimated cost, or approveUnknownPrice true when the server cannot price the model.
+ * Jobs being resumed are not estimated again (attaching costs nothing). An older server without
+ * the endpoint (404/405) runs as before, without an estimate.
+ *
+ * A used-up budget ("budget_exceeded": a 429 whose Retry-After is the time until the budget resets,
+ * or a row's error) is never waited out like a rate limit: the script stops submitting, and rows a
+ * job failed with it get "ERROR: … [<key>]" like any failed row, so the next run after the reset
+ * retries them as a new job.
+ *
  * Runs from Excel (on the web or desktop). Not under Power Automate: scripts there cannot fetch.
  * Self-contained on purpose: an Office Script cannot import, so ProcessTableColumn.ts repeats the
  * shared section below word for word (a test checks they match).
@@ -50,7 +64,14 @@ const FIELDS = ""; // for extract, e.g. "name,amount,date": each row gets a reco
 const POLL_SECONDS = 1; // how often to ask the server for progress while a job runs
 // ------------------------------------------------------------------------------------------------
 
-async function main(workbook: ExcelScript.Workbook): Promise<void> {
+/**
+ * Process the rows to do (see the header). Excel asks for these values when the script starts.
+ * @param approveCostUsd The most this run may cost, in US dollars, when the server asks for a go-ahead
+ *   (its estimate is above the operator's threshold, or more than your budget has left). With 0, such a
+ *   run stops before anything is submitted, and the log says the amount to enter.
+ * @param approveUnknownPrice true: run even when the server asks for a go-ahead and cannot price the model.
+ */
+async function main(workbook: ExcelScript.Workbook, approveCostUsd: number = 0, approveUnknownPrice: boolean = false): Promise<void> {
   const sheet = workbook.getActiveWorksheet();
   const used = sheet.getUsedRange(true);
   if (!used) {
@@ -72,7 +93,7 @@ async function main(workbook: ExcelScript.Workbook): Promise<void> {
     read: (top, count) => block(top, count, 0, 3).getValues(),
     write: (top, cells) => block(top, cells.length, 1, 2).setValues(cells),
     writeStatus: (top, cells) => block(top, cells.length, 2, 1).setValues(cells),
-  });
+  }, { costUsd: approveCostUsd, unknownPrice: approveUnknownPrice });
 }
 
 /** "A" -> 0, "AB" -> 27. */
@@ -92,6 +113,7 @@ const DEFAULT_JOB_MAX_ITEMS = 5000; // rows per job when /health does not say
 const MAX_RATE_LIMIT_WAITS = 10; // 429s in a row on one request before the run stops
 const MAX_RETRY_AFTER_SECONDS = 120;
 const LOG_EVERY_MS = 10000; // progress lines while a job runs
+const BUDGET_EXCEEDED = "budget_exceeded"; // the error code of a used-up spending budget
 const KEY_PATTERN = /^xl-[0-9a-f]{28}$/;
 const TAG_PATTERN = /^(pending|done) (xl-[0-9a-f]{28})$/;
 const ERROR_TAG_PATTERN = /^ERROR: [\s\S]*\[(xl-[0-9a-f]{28})\]$/;
@@ -123,6 +145,8 @@ interface Job {
   pending: number; // rows whose result is not written yet
   written: number; // rows this run wrote
   failed: number; // of which failed
+  budgetRows: number; // of which failed because the token's budget is used up
+  budgetMessage: string; // the server's message for them
 }
 
 interface Plan {
@@ -156,6 +180,36 @@ interface ApiError {
   message: string;
 }
 
+/** What POST /api/v1/estimate says a body of rows would cost (as the server spells it). */
+interface Estimate {
+  rows: number;
+  invalid: number; // rows that would fail validation (cost nothing)
+  cached: number; // rows answered from the cache or duplicates (cost nothing)
+  to_run: number; // rows that would call the provider
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number | null; // null: the model has no known price
+  seconds: number | null;
+  provider: string;
+  model: string;
+  confirm: boolean; // the server says: ask before running
+  budget: Budget | null;
+}
+
+interface Budget {
+  limit_usd: number | null;
+  spent_usd: number | null;
+  remaining_usd: number | null;
+  period: string;
+  resets_at: string;
+}
+
+/** What the person running the script approved: main's parameters. */
+interface Approval {
+  costUsd: number;
+  unknownPrice: boolean;
+}
+
 interface JobInfo {
   id: string;
   status: string;
@@ -180,6 +234,7 @@ interface ApiBody {
   next?: number | null;
   error?: ApiError;
   job_max_items?: number;
+  estimate?: Estimate;
 }
 
 /** A server answer; status 0 = unreachable, -1 = not JSON. `message` says what went wrong. */
@@ -195,7 +250,7 @@ interface HashState {
   h2: number;
 }
 
-async function run(io: ColumnAccess): Promise<void> {
+async function run(io: ColumnAccess, approval: Approval): Promise<void> {
   const plan = scan(io);
   writeEntries(io, plan.cleanup.map((offset) => ({ offset: offset, cells: [""] })), true);
   let resumable = 0;
@@ -213,6 +268,7 @@ async function run(io: ColumnAccess): Promise<void> {
     const rows = plan.todo.slice(start, start + jobMax);
     jobs.push(makeJob(jobKey(io, rows), rows, false));
   }
+  if (!(await approved(io, jobs, approval))) return;
   const started: Job[] = [];
   for (let i = 0; i < jobs.length; i++) {
     const outcome = await submit(io, jobs[i]);
@@ -222,14 +278,153 @@ async function run(io: ColumnAccess): Promise<void> {
   }
   let written = 0;
   let failed = 0;
+  let budgetRows = 0;
+  let budgetMessage = "";
   for (const job of started) {
     const finished = await follow(io, job);
     written += job.written;
     failed += job.failed;
+    budgetRows += job.budgetRows;
+    if (job.budgetMessage !== "") budgetMessage = job.budgetMessage;
     if (!finished) return;
     finish(io, job);
   }
   console.log(`Done: ${written} rows, ${failed} failed (see the status column; run again to retry them).`);
+  if (budgetRows > 0) {
+    console.log(`${budgetRows} rows were not run: ${sentence(budgetMessage)}. Run the script again once the budget resets to retry them.`);
+  }
+}
+
+/**
+ * The cost estimate of the jobs about to be submitted, logged; true when the run may go on. Each new
+ * job's exact body goes to POST /api/v1/estimate (nothing is run; jobs being resumed were submitted
+ * before, and attaching to them costs nothing more). When the server says `confirm`, the run stops
+ * here, before anything is submitted or marked, unless `approval` covers it: approveCostUsd at least
+ * the estimated cost, or approveUnknownPrice when the server cannot price the model. A job the
+ * estimate refuses as too big (413) is split in two, as submit would. An older server without the
+ * endpoint (404/405) gives no estimate and the run goes on; any other failure stops it.
+ */
+async function approved(io: ColumnAccess, jobs: Job[], approval: Approval): Promise<boolean> {
+  let total: Estimate | null = null;
+  for (let i = 0; i < jobs.length; i++) {
+    if (jobs[i].resumed) continue;
+    const reply = await api("POST", "/api/v1/estimate", jobBody(io, jobs[i]));
+    if (reply.status === 404 || reply.status === 405) {
+      console.log("No cost estimate: this server has no /api/v1/estimate (an older FlaskLLM); going on without one.");
+      return true;
+    }
+    if (reply.status === 413 && jobs[i].rows.length > 1) {
+      jobs.splice(i, 1, ...halves(io, jobs[i]));
+      i -= 1;
+      continue;
+    }
+    const estimate = reply.body.estimate;
+    if (isBudgetExceeded(reply.body)) {
+      console.log(`Stopped: ${sentence(reply.message)}. Nothing was submitted; run the script again once the budget resets.`);
+      return false;
+    }
+    if (reply.status !== 200 || !estimate || typeof estimate !== "object") {
+      // Unreachable, not JSON or a rejected token: the same words as for every call; the rest name the estimate.
+      const why = reply.status === 200 ? "the server's estimate answer has no estimate in it" : reply.status >= 400 && reply.status !== 401 ? `the cost estimate failed: ${reply.message}` : reply.message;
+      console.log(`Stopped: ${why}. Nothing was submitted; run the script again.`);
+      return false;
+    }
+    total = addEstimate(total, readEstimate(estimate));
+  }
+  if (total === null) return true; // only jobs to resume
+  console.log(estimateLine(total));
+  if (!total.confirm) return true;
+  const cost = total.cost_usd;
+  if (cost === null ? approval.unknownPrice : cost <= approval.costUsd) {
+    console.log(`Approved (${cost === null ? "approveUnknownPrice" : `approveCostUsd ${approval.costUsd}`}): going on.`);
+    return true;
+  }
+  const what = cost === null ? `the server cannot price ${total.model || "the model"}` : `estimated ${usd(cost)}`;
+  const b = total.budget;
+  const over = b && b.remaining_usd !== null && cost !== null && cost > b.remaining_usd ? `, more than the ${usd(b.remaining_usd)} left in your budget` : "";
+  console.log(`Not run: the server asks for a go-ahead (${what} for ${total.to_run} rows to run${over}). Nothing was submitted.`);
+  const how = cost === null ? "approveUnknownPrice set to true" : `approveCostUsd set to ${centsUp(cost)} or more`;
+  console.log(`To approve it, run the script again with ${how} (Excel asks for it when the script starts).`);
+  return false;
+}
+
+/** An /estimate answer's estimate with every count a number (0 if missing) and cost and time a number or null. */
+function readEstimate(raw: Estimate): Estimate {
+  const count = (n: unknown): number => (typeof n === "number" && isFinite(n) && n >= 0 ? n : 0);
+  const amount = (n: unknown): number | null => (typeof n === "number" && isFinite(n) && n >= 0 ? n : null);
+  const text = (v: unknown): string => (typeof v === "string" ? v : "");
+  const b = raw.budget && typeof raw.budget === "object" ? raw.budget : null;
+  return {
+    rows: count(raw.rows),
+    invalid: count(raw.invalid),
+    cached: count(raw.cached),
+    to_run: count(raw.to_run),
+    input_tokens: count(raw.input_tokens),
+    output_tokens: count(raw.output_tokens),
+    cost_usd: amount(raw.cost_usd),
+    seconds: amount(raw.seconds),
+    provider: text(raw.provider),
+    model: text(raw.model),
+    confirm: raw.confirm === true,
+    budget: b && { limit_usd: amount(b.limit_usd), spent_usd: amount(b.spent_usd), remaining_usd: amount(b.remaining_usd), period: text(b.period), resets_at: text(b.resets_at) },
+  };
+}
+
+/**
+ * Two jobs' estimates as one run's: counts, tokens and time add up; the cost is unknown if either is;
+ * the budget is the later answer's; it asks first if either asks, or if the total is over the budget left.
+ */
+function addEstimate(total: Estimate | null, e: Estimate): Estimate {
+  if (total === null) return e;
+  const cost = total.cost_usd === null || e.cost_usd === null ? null : total.cost_usd + e.cost_usd;
+  const budget = e.budget || total.budget;
+  const overBudget = budget !== null && budget.remaining_usd !== null && cost !== null && cost > budget.remaining_usd;
+  return {
+    rows: total.rows + e.rows,
+    invalid: total.invalid + e.invalid,
+    cached: total.cached + e.cached,
+    to_run: total.to_run + e.to_run,
+    input_tokens: total.input_tokens + e.input_tokens,
+    output_tokens: total.output_tokens + e.output_tokens,
+    cost_usd: cost,
+    seconds: total.seconds === null || e.seconds === null ? null : total.seconds + e.seconds,
+    provider: total.provider,
+    model: total.model,
+    confirm: total.confirm || e.confirm || overBudget,
+    budget: budget,
+  };
+}
+
+/** "Estimate: 120 rows (20 cached, 2 invalid), 98 to run, ~12345 input + 6000 output tokens, est. $0.01, about 15 s, gpt-4 on openai; budget left …". */
+function estimateLine(e: Estimate): string {
+  const parts = [`${e.rows} rows (${e.cached} cached, ${e.invalid} invalid)`, `${e.to_run} to run`, `~${e.input_tokens} input + ${e.output_tokens} output tokens`];
+  parts.push(e.cost_usd === null ? "price unknown" : `est. ${usd(e.cost_usd)}`);
+  if (durationText(e.seconds) !== "") parts.push(durationText(e.seconds));
+  if (e.model !== "") parts.push(e.provider !== "" ? `${e.model} on ${e.provider}` : e.model);
+  const b = e.budget;
+  let budget = "";
+  if (b && b.remaining_usd !== null) {
+    const of = b.limit_usd !== null ? ` of ${usd(b.limit_usd)}` : "";
+    budget = `; budget left ${usd(b.remaining_usd)}${of}${b.period !== "" ? ` per ${b.period}` : ""}${b.resets_at !== "" ? ` (resets ${b.resets_at})` : ""}`;
+  }
+  return `Estimate: ${parts.join(", ")}${budget}.`;
+}
+
+/** US dollars: "$0.00", "< $0.01", "$12.30". */
+function usd(n: number): string {
+  if (n === 0) return "$0.00";
+  if (n < 0.01) return "< $0.01";
+  return "$" + n.toFixed(2);
+}
+
+/** An amount rounded up to whole cents (at least 0.01), as the value to approve it with: 0.0123 -> "0.02". */
+function centsUp(n: number): string {
+  return Math.max(0.01, Math.ceil(Math.round(n * 1e6) / 1e4) / 100).toFixed(2);
+}
+
+/** A message without its final full stop, to end a sentence of ours. */
+function sentence(text: string): string {
+  return text.replace(/[.\s]+$/, "");
 }
 
 /** Read every row once, in bounded blocks, and sort rows into jobs to resume, rows to do and tags to clear. */
@@ -295,7 +490,7 @@ function nextBlockRows(count: number, bytes: number): number {
 
 function makeJob(key: string, rows: WorkRow[], resumed: boolean): Job {
   const pending = resumed ? rows.filter((row) => row.status === "pending " + key).length : rows.length;
-  return { key: key, rows: rows, resumed: resumed, id: "", pending: pending, written: 0, failed: 0 };
+  return { key: key, rows: rows, resumed: resumed, id: "", pending: pending, written: 0, failed: 0, budgetRows: 0, budgetMessage: "" };
 }
 
 /** A job the server found too big (413) as two new jobs of half the rows, each with its own key. */
@@ -310,14 +505,11 @@ function halves(io: ColumnAccess, job: Job): Job[] {
  * pending rows were cleared for the next run; "stop": the run cannot go on.
  */
 async function submit(io: ColumnAccess, job: Job): Promise<string> {
-  const items = job.rows.map((row) => makeItem(io, row));
-  const defaults = taskDefaults();
-  const body = Object.keys(defaults).length ? { items: items, defaults: defaults } : { items: items };
-  const reply = await api("POST", "/api/v1/jobs", JSON.stringify(body), job.key);
+  const reply = await api("POST", "/api/v1/jobs", jobBody(io, job), job.key);
   if ((reply.status === 200 || reply.status === 202) && reply.body.job && reply.body.job.id !== undefined) {
     job.id = String(reply.body.job.id);
     const how = reply.status === 200 ? "Attached to job" : "Submitted job";
-    console.log(`${how} ${job.id}: ${items.length} rows (key ${job.key}).`);
+    console.log(`${how} ${job.id}: ${job.rows.length} rows (key ${job.key}).`);
     if (!job.resumed) mark(io, job);
     return "ok";
   }
@@ -334,8 +526,24 @@ async function submit(io: ColumnAccess, job: Job): Promise<string> {
     console.log(`The server refused ${job.rows.length} rows in one job (${reply.message}); sending them as two jobs.`);
     return "split";
   }
+  if (isBudgetExceeded(reply.body)) {
+    console.log(`Stopped: ${sentence(reply.message)}. Nothing more was submitted; run the script again once the budget resets.`);
+    return "stop";
+  }
   console.log(`Stopped: ${reply.message}. Run the script again to resume.`);
   return "stop";
+}
+
+/** The body of a job's POST, and of its estimate: the rows, and the task options when set. */
+function jobBody(io: ColumnAccess, job: Job): string {
+  const items = job.rows.map((row) => makeItem(io, row));
+  const defaults = taskDefaults();
+  return JSON.stringify(Object.keys(defaults).length ? { items: items, defaults: defaults } : { items: items });
+}
+
+/** A refusal because the token's spending budget is used up (not a rate limit to wait out). */
+function isBudgetExceeded(body: ApiBody): boolean {
+  return body.error !== undefined && body.error.code === BUDGET_EXCEEDED;
 }
 
 /** INSTRUCTION, LABELS and FIELDS as the job's defaults: only those set, names trimmed, repeats dropped. */
@@ -448,6 +656,10 @@ function writeResults(io: ColumnAccess, job: Job, results: ResultRow[]): void {
       const message = result.error && result.error.message ? result.error.message : "failed";
       row.status = `ERROR: ${message} [${job.key}]`;
       job.failed += 1;
+      if (result.error && result.error.code === BUDGET_EXCEEDED) {
+        job.budgetRows += 1; // retried by the next run like any failed row, never in this one
+        job.budgetMessage = message;
+      }
     }
     job.pending -= 1;
     job.written += 1;
@@ -564,11 +776,14 @@ async function jobMaxItems(): Promise<number> {
   return reply.status === 200 && typeof max === "number" && max >= 1 ? Math.floor(max) : DEFAULT_JOB_MAX_ITEMS;
 }
 
-/** One API call; a 429 is waited out (Retry-After) and retried, up to MAX_RATE_LIMIT_WAITS times. */
+/**
+ * One API call; a 429 is waited out (Retry-After) and retried, up to MAX_RATE_LIMIT_WAITS times,
+ * except a used-up budget: its Retry-After is the time until the budget resets, often hours.
+ */
 async function api(method: string, path: string, body?: string, key?: string): Promise<Reply> {
   for (let waits = 0; ; waits++) {
     const reply = await callOnce(method, path, body, key);
-    if (reply.status !== 429 || waits >= MAX_RATE_LIMIT_WAITS) return reply;
+    if (reply.status !== 429 || isBudgetExceeded(reply.body) || waits >= MAX_RATE_LIMIT_WAITS) return reply;
     const seconds = Math.min(reply.retryAfter, MAX_RETRY_AFTER_SECONDS);
     console.log(`Rate limited on ${method} ${path.split("?")[0]}: waiting ${seconds} s, then trying again.`);
     await sleep(seconds * 1000);
@@ -599,17 +814,19 @@ async function callOnce(method: string, path: string, body?: string, key?: strin
     return { status: -1, body: {}, message: "the server did not answer with JSON; check API_URL", retryAfter: 0 };
   }
   const answer: ApiBody = json ? (parsed as ApiBody) : {};
+  const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
   return {
     status: response.status,
     body: answer,
-    message: describe(response.status, answer),
-    retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
+    message: describe(response.status, answer, retryAfter),
+    retryAfter: retryAfter,
   };
 }
 
-function describe(status: number, body: ApiBody): string {
+function describe(status: number, body: ApiBody, retryAfter: number): string {
   const said = body.error && body.error.message ? body.error.message : "";
   if (status >= 200 && status < 300) return "";
+  if (isBudgetExceeded(body)) return said || `the API token's budget is used up; it resets in ${durationText(retryAfter)}`;
   if (status === 401) return "the server rejected API_TOKEN";
   if (status === 404) return said ? `not found (${said}); check API_URL` : "no FlaskLLM API at API_URL";
   if (status === 429) return "still rate limited after waiting; run the script again later";
@@ -628,13 +845,19 @@ function progressLine(job: JobInfo): string {
   return `Job ${job.id}: ${job.done}/${job.total} rows done (${job.cached} cached, ${job.failed} failed)${eta ? ", " + eta : ""}.`;
 }
 
+/** Seconds as words: "about 40 s", "about 3 min"; "" when there is no number. */
+function durationText(seconds: number | null): string {
+  if (typeof seconds !== "number" || !(seconds >= 0)) return "";
+  if (seconds < 10) return `about ${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s`;
+  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min`;
+  return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
 /** eta_seconds as words: "about 40 s left", "about 3 min left"; "" when the server has no estimate. */
 function etaText(seconds: number | null): string {
-  if (typeof seconds !== "number" || !(seconds >= 0)) return "";
-  if (seconds < 10) return `about ${Math.max(1, Math.round(seconds))} s left`;
-  if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s left`;
-  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
-  return `about ${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min left`;
+  const duration = durationText(seconds);
+  return duration === "" ? "" : duration + " left";
 }
 
 /** The text a cell shows for a finished row: the server's text form, else the result as JSON. */

@@ -147,3 +147,78 @@ test("serverInfo reads /health's tasks, models and limits, and falls back to the
   assert.deepEqual(none.tasks.map((t) => t.name), client.TASK_TYPES);
   assert.deepEqual(none.models, []);
 });
+
+// ----- The cost estimate (POST /api/v1/estimate) and a used-up budget --------------------------
+
+const BUDGET = { limit_usd: 5, spent_usd: 1.2, remaining_usd: 3.8, period: "day", resets_at: "2026-12-04T00:00:00Z" };
+
+test("estimate posts exactly the run's body (items, defaults) with the token and reads every field", async () => {
+  const { fakeJobsServer } = require("./fake-jobs.js");
+  const server = fakeJobsServer({ token: "abc", estimate: { cached: 1, cost_usd: 0.0123, seconds: 14.2, provider: "openai", model: "gpt-4", confirm: true, budget: BUDGET } });
+  const settings = { backendUrl: "http://flaskllm.test/", token: "abc" };
+  const items = [{ id: "2", prompt: "hello", type: "classify" }, { id: "3", prompt: "", type: "classify" }];
+  const defaults = { labels: ["a", "b"] };
+  const estimate = await client.estimate(settings, items, defaults, { fetch: server.fetch });
+  const [call] = server.estimates();
+  assert.equal(call.method, "POST");
+  assert.equal(call.url, "http://flaskllm.test/api/v1/estimate");
+  assert.equal(call.headers["X-API-Token"], "abc");
+  assert.deepEqual(call.body, { items, defaults });
+  assert.deepEqual(estimate, {
+    rows: 2, invalid: 1, cached: 1, toRun: 1, inputTokens: 100, outputTokens: 50, costUsd: 0.0123, seconds: 14.2,
+    provider: "openai", model: "gpt-4", confirm: true,
+    budget: { limitUsd: 5, spentUsd: 1.2, remainingUsd: 3.8, period: "day", resetsAt: "2026-12-04T00:00:00Z" },
+  });
+  assert.equal(server.jobs.size + server.batches().length, 0, "nothing ran");
+});
+
+test("estimate is null for an older server (404 or 405) and rejects for any other failure", async () => {
+  const { fakeJobsServer } = require("./fake-jobs.js");
+  const settings = { backendUrl: "http://flaskllm.test", token: "abc" };
+  const items = [{ prompt: "x" }];
+  const old = fakeJobsServer({ token: "abc" }); // no estimate endpoint
+  assert.equal(await client.estimate(settings, items, undefined, { fetch: old.fetch }), null);
+  assert.equal(old.estimates()[0].status, 404);
+  const noPost = fakeJobsServer({ token: "abc", estimate: () => json(405, { error: { code: "method_not_allowed", message: "No." } }) });
+  assert.equal(await client.estimate(settings, items, undefined, { fetch: noPost.fetch }), null);
+  const invalid = fakeJobsServer({ token: "abc", estimate: () => json(400, { error: { code: "invalid_input", message: "items.0.type: unknown" } }) });
+  await assert.rejects(client.estimate(settings, items, undefined, { fetch: invalid.fetch }), (err) => err.status === 400 && err.message === "items.0.type: unknown");
+  await assert.rejects(client.estimate({ ...settings, token: "wrong" }, items, undefined, { fetch: invalid.fetch }), (err) => err.status === 401);
+  const empty = fakeFetch({ onBatch: () => json(200, { nothing: true }) });
+  await assert.rejects(client.estimate(settings, items, undefined, { fetch: empty }), (err) => err.kind === "format");
+});
+
+test("estimate settles at its deadline when the server never answers", async () => {
+  const started = Date.now();
+  const pending = client.estimate({ backendUrl: "http://flaskllm.test", token: "abc" }, [{ prompt: "x" }], undefined, { fetch: hangingFetch(), deadlineMs: 50 });
+  await assert.rejects(pending, (err) => err instanceof client.ApiError && err.kind === "timeout");
+  assert.ok(Date.now() - started < 1000);
+});
+
+test("estimate reads missing or malformed counts as 0, an unknown cost or time as null, confirm only when true", async () => {
+  const raw = { rows: 3, to_run: "3", cost_usd: null, seconds: -1, confirm: "yes", budget: "none" };
+  const fetch = fakeFetch({ onBatch: () => json(200, { estimate: raw }) });
+  const e = await client.estimate({ backendUrl: "http://flaskllm.test", token: "abc" }, [{ prompt: "x" }], undefined, { fetch });
+  assert.deepEqual(e, { rows: 3, invalid: 0, cached: 0, toRun: 0, inputTokens: 0, outputTokens: 0, costUsd: null, seconds: null, provider: "", model: "", confirm: false, budget: null });
+});
+
+test("combineEstimates adds the parts; unknown cost if one is unknown; asks when any part asks or the total is over the budget left", () => {
+  const part = (over) => ({ rows: 100, invalid: 1, cached: 9, toRun: 90, inputTokens: 900, outputTokens: 450, costUsd: 0.1, seconds: 10, provider: "openai", model: "gpt-4", confirm: false, budget: null, ...over });
+  const budget = { limitUsd: 5, spentUsd: 4.85, remainingUsd: 0.15, period: "day", resetsAt: "" };
+  const two = client.combineEstimates([part({}), part({ budget })]);
+  assert.deepEqual({ ...two, costUsd: Math.round(two.costUsd * 100) / 100 }, { ...part({}), rows: 200, invalid: 2, cached: 18, toRun: 180, inputTokens: 1800, outputTokens: 900, costUsd: 0.2, seconds: 20, confirm: true, budget });
+  assert.equal(client.combineEstimates([part({}), part({})]).confirm, false);
+  assert.equal(client.combineEstimates([part({}), part({ confirm: true })]).confirm, true);
+  assert.equal(client.combineEstimates([part({}), part({ costUsd: null })]).costUsd, null);
+});
+
+test("budget_exceeded: a 429 carries the server's message (or when it resets) and is never a plain rate limit", async () => {
+  const message = "Budget of $5.00 per day used up; it resets at 2026-12-04T00:00:00Z.";
+  const fetch = fakeFetch({ onBatch: () => json(429, { error: { code: "budget_exceeded", message } }, { "Retry-After": "3600" }) });
+  const settings = { backendUrl: "http://flaskllm.test", token: "abc" };
+  await assert.rejects(client.postBatch(settings, [{ prompt: "x" }], { fetch }), (err) => err.status === 429 && err.budgetExceeded && err.retryAfter === 3600 && err.message === message);
+  assert.equal(client.describeHttpError(429, { error: { code: "budget_exceeded" } }, 7200), "The API token's budget is used up: it resets in 2 h 0 min");
+  assert.equal(client.describeHttpError(429, { error: { code: "rate_limited", message: "slow" } }, 3), "Rate limited, retry in 3 s");
+  assert.equal(client.isBudgetRow({ ok: false, error: { code: "budget_exceeded", message } }), true);
+  assert.equal(client.isBudgetRow({ ok: false, error: { code: "provider_error" } }), false);
+});

@@ -134,7 +134,7 @@ test("script: the shipped Office Script over real HTTP, 5 MB limit enforced, one
       const { code, stdout } = await drive(["script", "--url", site.url, "--token", "tok", "--rows", "300", "--bytes", "3000", "--prefix", `s-${file}`, "--file", file]);
       assert.equal(code, 0, stdout);
       const figures = JSON.parse(stdout);
-      assert.deepEqual(Object.keys(figures), ["rows", "ok", "errors", "first_error", "seconds", "jobs_submitted", "max_call_bytes", "workbook_calls"]);
+      assert.deepEqual(Object.keys(figures), ["rows", "ok", "errors", "first_error", "seconds", "jobs_submitted", "estimate_logs", "max_call_bytes", "workbook_calls"]);
       assert.equal(figures.rows, 300);
       assert.equal(figures.ok, 300, figures.first_error);
       assert.equal(figures.errors, 0);

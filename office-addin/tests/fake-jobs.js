@@ -1,5 +1,6 @@
 // A fake FlaskLLM server implementing the durable-jobs contract (POST/GET/DELETE /api/v1/jobs,
-// /results paging, Idempotency-Key) plus /health and /batch, behind a fake fetch. Deterministic:
+// /results paging, Idempotency-Key) plus /health, /batch and, when asked for, /estimate (without
+// `estimate` it is an older server: /estimate is a 404), behind a fake fetch. Deterministic:
 // the server "works" only when it is called, `rowsPerTick` rows per request, so a test decides how
 // far a job has got. It records every request and every row it ran, so tests can hold clients to
 // "no row submitted twice".
@@ -17,6 +18,29 @@ function okRow(item) {
 }
 
 /**
+ * The estimate the fake gives for a body: every row with a prompt runs, at 100 input and 50 output
+ * tokens, $0.001 and 0.1 s a row; no budget, no confirm. `estimate` options override any field.
+ */
+function countedEstimate(rows) {
+  const invalid = rows.filter((r) => typeof r.prompt !== "string" || r.prompt === "").length;
+  const toRun = rows.length - invalid;
+  return {
+    rows: rows.length,
+    invalid,
+    cached: 0,
+    to_run: toRun,
+    input_tokens: toRun * 100,
+    output_tokens: toRun * 50,
+    cost_usd: Math.round(toRun * 1000) / 1e6,
+    seconds: toRun / 10,
+    provider: "fake",
+    model: "fake-1",
+    confirm: false,
+    budget: null,
+  };
+}
+
+/**
  * @param {object} [options]
  * @param {string} [options.token]        the only accepted X-API-Token
  * @param {number} [options.jobMaxItems]  reported by /health and enforced (413)
@@ -26,6 +50,9 @@ function okRow(item) {
  * @param {Function} [options.eta]        (job) -> eta_seconds while running (default: rows left / 10)
  * @param {boolean} [options.healthJobMax] false: /health does not report job_max_items
  * @param {object} [options.health]       more /health fields (tasks, models, limits)
+ * @param {object | Function} [options.estimate] serve POST /api/v1/estimate: fields over the counted
+ *   estimate, or (body, rows) -> such fields, a Response, or a promise of either (one that never
+ *   settles is a server that never answers; the fake's fetch still rejects when its signal aborts)
  */
 function fakeJobsServer(options = {}) {
   const token = options.token ?? "tok";
@@ -143,6 +170,17 @@ function fakeJobsServer(options = {}) {
     return json(200, { job: view(job) });
   }
 
+  /** POST /api/v1/estimate: the body as /jobs takes it, checked as /jobs checks it; runs nothing. */
+  function estimate(method, body) {
+    if (method !== "POST") return error(405, "method_not_allowed", "No.");
+    const items = body && body.items;
+    if (!Array.isArray(items) || items.length === 0) return error(400, "invalid_input", "items: at least one row");
+    if (items.length > jobMaxItems) return error(413, "too_many_items", `items: at most ${jobMaxItems} rows per job`);
+    const rows = withDefaults(body);
+    const over = typeof options.estimate === "function" ? options.estimate(body, rows) : options.estimate;
+    return Promise.resolve(over).then((fields) => (fields instanceof Response ? fields : json(200, { estimate: { ...countedEstimate(rows), ...(fields || {}) } })));
+  }
+
   function route(method, url, headers, body) {
     const path = url.pathname;
     if (path === "/api/v1/health") {
@@ -152,6 +190,7 @@ function fakeJobsServer(options = {}) {
     }
     const auth = headers["X-API-Token"];
     if (auth !== token) return error(401, "unauthorized", "Missing or invalid API token.");
+    if (path === "/api/v1/estimate" && options.estimate) return estimate(method, body); // before tick: it runs nothing
     tick();
     if (path === "/api/v1/batch" && method === "POST") {
       const results = withDefaults(body).map((item, index) => ({ index, id: item.id ?? null, ...onRow(item, index) }));
@@ -171,7 +210,18 @@ function fakeJobsServer(options = {}) {
     const rule = rateLimits.find((r) => r.times > 0 && r.method === method && (r.path === path || (r.path instanceof RegExp && r.path.test(path))));
     if (!rule) return null;
     rule.times -= 1;
-    return error(429, "rate_limited", "Too many requests", { "Retry-After": String(rule.retryAfter) });
+    return error(429, rule.code, rule.message, { "Retry-After": String(rule.retryAfter) });
+  }
+
+  /** The response, or a rejection like fetch's when `signal` aborts first. */
+  function abortable(answer, signal) {
+    if (!signal) return answer;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new DOMException("The operation was aborted.", "AbortError"));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      answer.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
   }
 
   async function fetch(input, init = {}) {
@@ -184,7 +234,7 @@ function fakeJobsServer(options = {}) {
     if (failWhen && failWhen(call, calls.length)) throw new TypeError("fetch failed");
     await new Promise((resolve) => setImmediate(resolve));
     const refused = limited(method, url.pathname);
-    call.response = refused || route(method, url, headers, body);
+    call.response = await abortable(Promise.resolve(refused || route(method, url, headers, body)), init.signal);
     call.status = call.response.status;
     return call.response;
   }
@@ -194,9 +244,12 @@ function fakeJobsServer(options = {}) {
     jobs,
     calls,
     executions,
-    /** The next `times` requests matching method and path get a 429 with this Retry-After. */
-    rateLimit(method, path, times, retryAfter = 1) {
-      rateLimits.push({ method, path, times, retryAfter });
+    /**
+     * The next `times` requests matching method and path get a 429 with this Retry-After; `code`
+     * and `message` are its error ("budget_exceeded" for a used-up budget).
+     */
+    rateLimit(method, path, times, retryAfter = 1, code = "rate_limited", message = "Too many requests") {
+      rateLimits.push({ method, path, times, retryAfter, code, message });
     },
     /** From now on, fetch rejects (like a network failure) whenever `predicate(call, n)` is true. */
     failWhen(predicate) {
@@ -204,6 +257,7 @@ function fakeJobsServer(options = {}) {
     },
     posts: () => calls.filter((c) => c.method === "POST" && c.path === "/api/v1/jobs"),
     batches: () => calls.filter((c) => c.path === "/api/v1/batch"),
+    estimates: () => calls.filter((c) => c.path === "/api/v1/estimate"),
     deletes: () => calls.filter((c) => c.method === "DELETE"),
     /** How many rows ran more than once (anywhere): 0 is "no row submitted twice". */
     repeatedRows: () => [...executions.values()].filter((n) => n > 1).length,
@@ -224,4 +278,9 @@ function canonicalHeaders(headers) {
   return out;
 }
 
-module.exports = { fakeJobsServer, okRow };
+/** A row that failed because the token's budget is used up, as the server gives it in /batch and job results. */
+function budgetRow(message = "Budget of $5.00 per day used up; it resets at 2026-12-04T00:00:00Z.") {
+  return { ok: false, error: { code: "budget_exceeded", message } };
+}
+
+module.exports = { fakeJobsServer, okRow, budgetRow, countedEstimate };

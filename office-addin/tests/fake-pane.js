@@ -107,10 +107,11 @@ function fakeWorkbook() {
 
 /**
  * Open a task pane.
- * @param {{workbook, store, server, localStorage, pollMs?: number, withDocument?: boolean}} options
+ * @param {{workbook, store, server, localStorage, pollMs?: number, estimateMs?: number, withDocument?: boolean}} options
+ *   estimateMs: the pane's deadline for the cost estimate (tests shorten it)
  * @returns {{$, context, idle: Function, close: Function, settings}}
  */
-function openPane({ workbook, store, server, localStorage, pollMs = 5, withDocument = true }) {
+function openPane({ workbook, store, server, localStorage, pollMs = 5, estimateMs, withDocument = true }) {
   const timers = new Set();
   let closed = false;
   const settings = store.open();
@@ -125,7 +126,7 @@ function openPane({ workbook, store, server, localStorage, pollMs = 5, withDocum
     localStorage,
     Excel: workbook.Excel,
     Office: { ...workbook.Office, context: officeContext },
-    FlaskLLMPaneTuning: { pollMs },
+    FlaskLLMPaneTuning: estimateMs === undefined ? { pollMs } : { pollMs, estimateMs },
     fetch: (...args) => (closed ? Promise.reject(new TypeError("Failed to fetch")) : server.fetch(...args)),
     setTimeout: (fn, ms) => {
       const handle = setTimeout(() => {

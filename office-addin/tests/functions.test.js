@@ -256,3 +256,36 @@ test("a 429 that never ends fails its cells at their deadline, and every promise
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(b.stats(), { pending: 0, inFlight: 0, queued: 0, running: 0 });
 });
+
+test("a 429 budget_exceeded fails its cells at once with the server's message: not resent, not #BUSY! until the deadline", async () => {
+  const message = "Budget of $5.00 per day used up; it resets at 2026-12-04T00:00:00Z.";
+  // Retry-After 1 s is well inside the cells' 60 s deadline: a rate limit would be waited out and resent.
+  const onBatch = () => json(429, { error: { code: "budget_exceeded", message } }, { "Retry-After": "1" });
+  const fetch = fakeFetch({ onBatch });
+  const b = batcher(fetch);
+  const started = Date.now();
+  const outcomes = await settleAll(Array.from({ length: 30 }, (_, i) => b.processEmail(`x${i}`)));
+  assert.ok(Date.now() - started < 900, "no Retry-After wait");
+  assert.equal(fetch.batches().length, 1, "sent once");
+  for (const o of outcomes) {
+    assert.equal(o.status, "rejected");
+    assert.equal(o.reason.message, message);
+    assert.equal(o.reason.code, CustomFunctions.ErrorCode.notAvailable);
+  }
+});
+
+test("a row failed with budget_exceeded fails only its cell, with the server's message", async () => {
+  const onBatch = (items) => {
+    const results = items.map((item, index) =>
+      item.prompt === "over"
+        ? { index, id: null, ok: false, error: { code: "budget_exceeded", message: "Budget used up until midnight UTC." } }
+        : { index, id: null, ok: true, summary: `ok:${item.prompt}`, cached: false },
+    );
+    return json(200, { results, stats: {} });
+  };
+  const fetch = fakeFetch({ onBatch });
+  const outcomes = await settleAll([batcher(fetch).processEmail("fine"), batcher(fetch).processEmail("over")]);
+  assert.equal(outcomes[0].value, "ok:fine");
+  assert.equal(outcomes[1].reason.message, "Budget used up until midnight UTC.");
+  assert.equal(outcomes[1].reason.code, CustomFunctions.ErrorCode.notAvailable);
+});

@@ -303,7 +303,8 @@ test("ProcessEmails stops at a rejected token with a clear line, marks nothing, 
   const server = fakeJobsServer({ token: "the-real-one" });
   const first = load("ProcessEmails.ts", server);
   await first.main(wb);
-  assert.equal(first.logs.at(-1), "Stopped: the server rejected API_TOKEN. Run the script again to resume.");
+  assert.equal(first.logs.at(-1), "Stopped: the server rejected API_TOKEN. Nothing was submitted; run the script again.");
+  assert.equal(server.posts().length, 0);
   assert.deepEqual(wb.grid.column(2, 1, 3), ["", ""]);
   await load("ProcessEmails.ts", server, { settings: { API_TOKEN: "the-real-one" } }).main(wb);
   assert.deepEqual(wb.grid.column(1, 1, 3), ["summary:a", "summary:b"]);
@@ -314,7 +315,7 @@ test("ProcessEmails: an unreachable server or a wrong URL stops with a clear lin
   const down = { fetch: () => Promise.reject(new TypeError("fetch failed")) };
   const run = load("ProcessEmails.ts", down);
   await run.main(wb);
-  assert.equal(run.logs.at(-1), "Stopped: cannot reach the FlaskLLM server at http://flaskllm.test/. Run the script again to resume.");
+  assert.equal(run.logs.at(-1), "Stopped: cannot reach the FlaskLLM server at http://flaskllm.test/. Nothing was submitted; run the script again.");
   const notHere = { fetch: async () => new Response("<html>Not Found</html>", { status: 404 }) };
   const wrong = load("ProcessEmails.ts", notHere);
   await wrong.main(wb);
@@ -384,10 +385,13 @@ test("ProcessTableColumn names a missing table or column instead of failing", as
   assert.equal(server.calls.length, 0);
 });
 
-test("the scripts keep Office Scripts' rules: top-level async main(workbook), no `any`, standalone", () => {
+test("the scripts keep Office Scripts' rules: top-level async main(workbook, approval parameters), no `any`, standalone", () => {
   for (const name of ["ProcessEmails.ts", "ProcessTableColumn.ts"]) {
     const source = fs.readFileSync(path.join(__dirname, "..", "office-scripts", name), "utf8");
-    assert.match(source, /^async function main\(workbook: ExcelScript\.Workbook\): Promise<void> \{$/m, name);
+    // Parameters after the workbook must be types Office Scripts can ask for (number, boolean), with defaults.
+    const signature = "async function main(workbook: ExcelScript.Workbook, approveCostUsd: number = 0, approveUnknownPrice: boolean = false): Promise<void> {";
+    assert.ok(source.split("\n").includes(signature), `${name}: ${signature}`);
+    assert.match(source, /@param approveCostUsd [^\n]+\n[\s\S]*@param approveUnknownPrice /, `${name} documents main's parameters`);
     assert.doesNotMatch(source, /(:|<|as|\|)\s*any\b|any\[\]/, `${name} uses any`);
     assert.doesNotMatch(source, /^(import|export)\b/m, `${name} must be standalone`);
     assert.doesNotMatch(source, /CellValue/, `${name} uses a type ExcelScript does not have`);

@@ -90,6 +90,14 @@ class Pane:
     def status(self) -> str:
         return self.page.inner_text("#status")
 
+    def process(self, approve: bool = True) -> None:
+        """Press Process selection as a user does: the estimate shows first, and when the
+        server asks for a go-ahead (a costly run), answer it (Run, or Cancel)."""
+        self.page.click("#process")
+        expect(self.page.locator("#estimate")).to_be_visible(timeout=30_000)
+        if self.page.locator("#confirm").is_visible():
+            self.page.click("#confirm-run" if approve else "#confirm-cancel")
+
 
 @pytest.fixture
 def llm() -> Iterator[MockLLM]:

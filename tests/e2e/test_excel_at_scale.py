@@ -50,7 +50,17 @@ def test_a_1000_cell_fill_down_settles_ok_and_recalculates_free(shipped: str, mo
 
 @pytest.mark.timeout(240)
 def test_the_office_script_finishes_2000_rows_of_3kb_in_one_run(shipped: str, mock: MockLLM) -> None:
-    figures = drive(shipped, "script", "--rows", "2000", "--bytes", "3000", "--prefix", f"s{time.time_ns()}")
+    prefix = f"s{time.time_ns()}"
+    # gpt-4 prices: about 2,000 x 800 tokens = 50 USD, above the shipped ESTIMATE_CONFIRM_USD (1 USD):
+    # the script as shipped shows the estimate and stops before submitting anything ...
+    asked = drive(shipped, "script", "--rows", "2000", "--bytes", "3000", "--prefix", prefix)
+    assert (asked["ok"], asked["jobs_submitted"], mock.calls()) == (0, 0, 0)
+    logs = asked["estimate_logs"]
+    assert isinstance(logs, list) and any("approveCostUsd" in str(line) for line in logs), logs
+    # ... and runs once the person running it approves the cost (main's approveCostUsd).
+    figures = drive(
+        shipped, "script", "--rows", "2000", "--bytes", "3000", "--prefix", prefix, "--approve-usd", "500"
+    )
     assert (figures["rows"], figures["ok"], figures["errors"]) == (2000, 2000, 0), figures["first_error"]
     assert figures["jobs_submitted"] == 1
     assert 0 < int(str(figures["max_call_bytes"])) < EXCEL_PAYLOAD_LIMIT  # the sheet is ~6 MB

@@ -7,6 +7,7 @@ would, with tests/fakes/office.js standing in for Excel. Screenshots: test-artif
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -51,7 +52,7 @@ def test_process_selection_writes_every_row_with_progress(pane: Pane) -> None:
     pane.save_token()
     pane.put("A2:A21", EMAILS[:20])
     pane.select("A2:A21")
-    pane.page.click("#process")
+    pane.process()
     expect(pane.page.locator("#progress-text")).to_contain_text("20 / 20 rows", timeout=30_000)
     expect(pane.page.locator("#status")).to_contain_text("Done: 20 rows")
     results = pane.column("B2:B21")
@@ -67,7 +68,7 @@ def test_a_row_the_provider_fails_shows_its_error_and_the_others_succeed(pane: P
     texts[2] = "Please summarise this one too. [[mock:status=500]]"
     pane.put("A2:A6", texts)
     pane.select("A2:A6")
-    pane.page.click("#process")
+    pane.process()
     expect(pane.page.locator("#status")).to_contain_text("1 failed", timeout=30_000)
     results = pane.column("B2:B6")
     assert results[2].startswith("ERROR: "), results
@@ -80,7 +81,7 @@ def test_cancel_stops_mid_way_and_the_next_run_skips_filled_rows(pane: Pane, llm
     pane.put("A2:A101", EMAILS[:100])
     pane.select("A2:A101")
     llm.configure(latency_ms=300)  # 20-row chunks take about a second each
-    pane.page.click("#process")
+    pane.process()
     pane.page.wait_for_function("document.getElementById('progress').value >= 20", timeout=30_000)
     pane.page.click("#cancel")
     expect(pane.page.locator("#status")).to_contain_text("Cancelled after", timeout=30_000)
@@ -91,7 +92,7 @@ def test_cancel_stops_mid_way_and_the_next_run_skips_filled_rows(pane: Pane, llm
 
     llm.configure(latency_ms=0)
     sent_before = len(pane.batch_requests)
-    pane.page.click("#process")
+    pane.process()
     expect(pane.page.locator("#status")).to_contain_text("Done:", timeout=30_000)
     resent = {row["prompt"] for row in pane.batch_rows(since=sent_before)}
     assert len(resent) == 100 - len(filled)
@@ -155,7 +156,7 @@ def test_a_big_selection_runs_as_a_job_with_progress_and_eta(pane: Pane, llm: Mo
     pane.put("A2:A151", BIG)
     pane.select("A2:A151")
     with pane.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/jobs")) as sent:
-        pane.page.click("#process")
+        pane.process()
     assert len((sent.value.post_data_json or {})["items"]) == 150
     expect(pane.page.locator("#progress-text")).to_contain_text("150 / 150 rows", timeout=30_000)
     expect(pane.page.locator("#status")).to_contain_text("Done: 150 rows")
@@ -172,7 +173,7 @@ def test_reopening_the_pane_resumes_the_stored_job(pane: Pane, llm: MockLLM) -> 
     pane.save_token()
     pane.put("A2:A151", BIG)
     pane.select("A2:A151")
-    pane.page.click("#process")
+    pane.process()
     expect(pane.page.locator("#progress-text")).to_contain_text("left", timeout=30_000)  # an ETA
     record = stored_job(pane)
     assert record is not None and record["address"] and "token" not in record
@@ -198,7 +199,7 @@ def test_cancel_deletes_the_job(pane: Pane, llm: MockLLM) -> None:
     pane.save_token()
     pane.put("A2:A151", BIG)
     pane.select("A2:A151")
-    pane.page.click("#process")
+    pane.process()
     expect(pane.page.locator("#progress-text")).to_contain_text("left", timeout=30_000)
     with pane.page.expect_request(lambda r: r.method == "DELETE" and "/api/v1/jobs/" in r.url):
         pane.page.click("#cancel")
@@ -239,3 +240,21 @@ def test_extract_spills_one_column_per_field_and_prompt_follows_the_instruction(
         "Echo: Instruction: Which region is named?\n\nNorth sold 10 units.",
         "Echo: Instruction: Which region is named?\n\nSouth sold 12 units.",
     ], answers
+
+
+def test_a_costly_run_shows_its_estimate_and_sends_nothing_until_run(pane: Pane, llm: MockLLM) -> None:
+    pane.save_token()
+    pane.put("A2:A151", BIG)
+    pane.select("A2:A151")
+    jobs: list[Any] = []
+    pane.page.on("request", lambda r: jobs.append(r) if r.url.endswith("/api/v1/jobs") else None)
+    pane.process(approve=False)  # 150 long e-mails at gpt-4 prices: above the 1 USD threshold
+    estimate = pane.page.locator("#estimate")
+    expect(estimate).to_contain_text("150 rows")
+    expect(estimate).to_contain_text("$")
+    expect(pane.page.locator("#status")).to_contain_text("Not run")
+    assert jobs == [] and pane.batch_requests == [] and llm.calls() == 0
+    assert pane.column("B2:B2") == [""]
+    pane.process(approve=True)
+    expect(pane.page.locator("#status")).to_contain_text("Done: 150 rows", timeout=60_000)
+    assert len(jobs) == 1 and llm.calls() == 150

@@ -167,6 +167,8 @@ def test_security_schemes_and_which_operations_need_a_token(make_app: Callable[.
         "/api/v1/jobs",
         "/api/v1/jobs/{job_id}",
         "/api/v1/jobs/{job_id}/results",
+        "/api/v1/estimate",
+        "/api/v1/usage",
     }
 
 

@@ -152,6 +152,7 @@ def test_the_wheel_carries_the_kit_and_runs_outside_a_checkout(tmp_path: Path) -
         "API_TOKEN": TOKEN,
         "CACHE_URL": f"sqlite:///{tmp_path / 'state' / 'cache.sqlite3'}",
         "JOBS_URL": f"sqlite:///{tmp_path / 'state' / 'jobs.sqlite3'}",
+        "STATE_URL": f"sqlite:///{tmp_path / 'state' / 'state.sqlite3'}",
         "JOB_WORKERS": "1",
     }
 
