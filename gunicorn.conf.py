@@ -28,25 +28,40 @@ gevent cannot be installed; give it enough GUNICORN_THREADS for the expected con
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Metrics from every worker in one scrape (prometheus-client's multiprocess mode): each
-# worker writes its values to files in this folder, /metrics adds them up. Set before
-# anything imports prometheus-client (importing backend.settings below loads the package);
-# a fresh folder per server start (removed at exit), so old workers' counts vanish.
+# worker writes its values to files in this folder, /metrics adds them up. Set before any
+# worker imports prometheus-client; a fresh folder per server start (removed at exit), so
+# old workers' counts vanish.
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flaskllm-metrics-")
 
+_ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(_ROOT))  # `backend`, wherever gunicorn starts
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `backend`, wherever gunicorn starts
 
-from backend.settings import Settings  # noqa: E402 (after the path and the metrics folder above)
+def _settings_class() -> Any:
+    """backend/settings.py alone, not the `backend` package: importing the package would load
+    the whole app (Flask, the SDKs, ssl, redis) into the master, which serves no request. It
+    would cost every deployment ~30 MiB of master RSS, and gevent would patch ssl after the
+    workers inherited it unpatched. settings.py imports only pydantic-settings."""
+    spec = importlib.util.spec_from_file_location("flaskllm_conf_settings", _ROOT / "backend" / "settings.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the module's annotations through it
+    spec.loader.exec_module(module)
+    return module.Settings
 
+
+Settings = _settings_class()
 app_settings = Settings()  # the one owner of every app setting, `.env` included
 
 

@@ -98,6 +98,7 @@ class Service:
         self.wait_for = wait_for
         self.budget = budget or ProviderBudget(settings.provider_concurrency, clock=clock)
         self._flights: dict[str, Future[Outcome]] = {}
+        self._context: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._flights_lock = threading.Lock()
 
     @property
@@ -107,13 +108,24 @@ class Service:
 
     @property
     def validation_context(self) -> dict[str, Any]:
-        return {
-            "max_prompt_length": self.settings.max_prompt_length,
-            "task_types": tuple(self.templates),
-            "task_specs": {name: (t.takes, t.needs) for name, t in self.templates.items()},
-            "models": self.models,
-            "default_count": DEFAULT_COUNT,
-        }
+        """What validation checks rows against; built once per settings, not per request
+        (every row of every batch asks for it)."""
+        stamp = (
+            self.settings.max_prompt_length,
+            self.provider.model,
+            tuple(self.settings.models),
+            id(self.templates),
+        )
+        if self._context is None or self._context[0] != stamp:
+            context = {
+                "max_prompt_length": self.settings.max_prompt_length,
+                "task_types": tuple(self.templates),
+                "task_specs": {name: (t.takes, t.needs) for name, t in self.templates.items()},
+                "models": self.models,
+                "default_count": DEFAULT_COUNT,
+            }
+            self._context = (stamp, context)
+        return self._context[1]
 
     def describe_tasks(self) -> list[dict[str, Any]]:
         """Every task type as /health tells Excel: result kind, options taken and needed."""
