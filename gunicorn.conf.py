@@ -153,8 +153,12 @@ preload_app = False
 
 
 def post_worker_init(worker: object) -> None:
-    """Each worker also runs job rows (JOB_WORKERS threads): no extra process to start."""
+    """Each worker also runs job rows (JOB_WORKERS threads): no extra process to start.
+    Under gevent, the SDKs' connection checks get the native select (backend/gevent_tuning.py)."""
     from backend import start_job_consumer
+    from backend.gevent_tuning import use_native_readiness_check
+
+    use_native_readiness_check()
 
     start_job_consumer(worker.wsgi)  # type: ignore[attr-defined]
 

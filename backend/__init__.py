@@ -13,7 +13,18 @@ from flask import Flask
 from flask_cors import CORS
 from flask_limiter import Limiter
 
-from backend import addin, api, apidocs, cli, http_errors, jobs_api, limits, metrics, observability, team_api
+from backend import (
+    addin,
+    api,
+    apidocs,
+    cli,
+    http_errors,
+    jobs_api,
+    limits,
+    metrics_api,
+    observability,
+    team_api,
+)
 from backend.auth import TokenChecker
 from backend.budgets import Budgets
 from backend.cache import build_cache
@@ -104,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(addin.bp)
     app.register_blueprint(team_api.bp)
-    app.register_blueprint(metrics.bp)
+    app.register_blueprint(metrics_api.bp)
     cli.register(app)
     # Wrapped per app: the limits live in this app's limiter.
     for endpoint in ("api.webhook", "api.batch", "jobs.submit"):

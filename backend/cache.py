@@ -20,10 +20,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
@@ -33,6 +34,7 @@ from cachetools import TTLCache
 log = logging.getLogger("backend.cache")
 T = TypeVar("T")
 
+POOL_SIZE = 16  # idle SQLite connections kept per process
 RETRY_STORE_AFTER = 5.0  # seconds a failed L2 is left alone before it is tried again
 
 
@@ -78,9 +80,10 @@ def _is_corrupt(exc: sqlite3.Error) -> bool:
 class SQLiteStore:
     """A SQLite file shared by the processes of one machine.
 
-    One connection per thread (sqlite3 connections are not thread-safe). The file's inode
-    is checked every few seconds so a file deleted or replaced under a running server is
-    reopened instead of writing into an unlinked inode forever.
+    Connections come from a small pool, one borrower at a time (sqlite3 connections are not
+    thread-safe). The file's inode is checked every few seconds so a file deleted or
+    replaced under a running server is reopened instead of writing into an unlinked inode
+    forever.
     """
 
     def __init__(self, path: Path, busy_timeout: float = 0.2) -> None:
@@ -88,7 +91,7 @@ class SQLiteStore:
         # Short by default: a cache that waits long on a lock would stall the request (and,
         # under gevent, its whole worker); on timeout the cache answers from L1 instead.
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
+        self._pool: queue.LifoQueue[tuple[int, sqlite3.Connection]] = queue.LifoQueue(POOL_SIZE)
         self._generation = 0
         self._inode: int | None = None
         self._checked = 0.0
@@ -128,7 +131,9 @@ class SQLiteStore:
                     raise
                 time.sleep(0.01)
 
-    def _conn(self) -> sqlite3.Connection:
+    def _check_file(self) -> None:
+        """Every few seconds: a file deleted or replaced under us makes every pooled
+        connection stale (a new generation)."""
         now = time.monotonic()
         if now - self._checked > 2.0:
             self._checked = now
@@ -138,13 +143,39 @@ class SQLiteStore:
                 inode = None
             if inode != self._inode:
                 self._generation += 1
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "generation", -1) != self._generation:
-            if conn is not None:
-                conn.close()
-            conn = self._connect()
-            self._local.conn, self._local.generation = conn, self._generation
-        return conn
+
+    @contextlib.contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        """A connection from the pool (or a new one), back in the pool afterwards.
+
+        A pool, not one connection per thread: under gevent every batch row runs in its own
+        greenlet, and a connection per greenlet meant opening the file (and its WAL check)
+        for nearly every cache lookup. A connection that saw an error is closed, not reused.
+        """
+        self._check_file()
+        conn: sqlite3.Connection | None = None
+        while conn is None:
+            try:
+                generation, conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+                generation = self._generation
+            else:
+                if generation != self._generation:
+                    conn.close()
+                    conn = None
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if generation == self._generation:
+            try:
+                self._pool.put_nowait((generation, conn))
+                return
+            except queue.Full:
+                pass
+        conn.close()
 
     def _reset(self, exc: sqlite3.Error | None = None) -> None:
         """Drop this thread's connection so the next call starts afresh.
@@ -153,10 +184,6 @@ class SQLiteStore:
         for a post-mortem) and every thread of this process reconnects to a new, empty file;
         other processes follow when they see the inode change.
         """
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
         if exc is not None and _is_corrupt(exc):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for suffix in ("", "-wal", "-shm"):
@@ -168,11 +195,10 @@ class SQLiteStore:
 
     def get(self, key: str) -> str | None:
         try:
-            row = (
-                self._conn()
-                .execute("SELECT value FROM responses WHERE key = ? AND expires > ?", (key, time.time()))
-                .fetchone()
-            )
+            with self._borrow() as conn:
+                row = conn.execute(
+                    "SELECT value FROM responses WHERE key = ? AND expires > ?", (key, time.time())
+                ).fetchone()
         except sqlite3.Error as exc:
             self._reset(exc)
             raise
@@ -180,14 +206,14 @@ class SQLiteStore:
 
     def set(self, key: str, value: str, ttl: int) -> None:
         try:
-            conn = self._conn()
-            conn.execute(
-                "INSERT OR REPLACE INTO responses (key, value, expires) VALUES (?, ?, ?)",
-                (key, value, time.time() + ttl),
-            )
-            self._writes += 1
-            if self._writes % 1000 == 0:
-                conn.execute("DELETE FROM responses WHERE expires <= ?", (time.time(),))
+            with self._borrow() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO responses (key, value, expires) VALUES (?, ?, ?)",
+                    (key, value, time.time() + ttl),
+                )
+                self._writes += 1
+                if self._writes % 1000 == 0:
+                    conn.execute("DELETE FROM responses WHERE expires <= ?", (time.time(),))
         except sqlite3.Error as exc:
             self._reset(exc)
             raise

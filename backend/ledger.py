@@ -105,7 +105,6 @@ class Meter:
             else:
                 counts.cost_nano += cost
             late = self._closed
-        metrics.spend(self.caller.name, usage, cost)
         if late:
             self.close()
 
@@ -125,3 +124,9 @@ class Meter:
             self._closed = True
         if not batch.empty():
             self.ledger.write(batch)
+            used = Usage(
+                sum(c.input_tokens for c in batch.counts.values()),
+                sum(c.output_tokens for c in batch.counts.values()),
+            )
+            cost = sum(c.cost_nano for c in batch.counts.values())
+            metrics.spend(batch.token, used, cost, sum(c.unpriced_rows for c in batch.counts.values()))

@@ -1,5 +1,5 @@
 """Prometheus metrics: what an operator graphs (traffic, latency, provider health, cache,
-queue depth, spend per token), served at GET /metrics.
+queue depth, spend per token), served at GET /metrics (backend/metrics_api.py).
 
 Under gunicorn every worker is its own process: prometheus-client's multiprocess mode
 (PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py before the workers start) keeps each
@@ -8,18 +8,16 @@ server whichever worker answers it. Without that variable (development server, t
 the values live in this process. Metric objects are module-level, made once per process:
 prometheus-client refuses to register one twice, and every app of a process shares them.
 
-Who may read it: METRICS_ACCESS=loopback (default: only from this machine, where the
-scraper or an SSH tunnel runs), admin (the ADMIN_TOKEN, for a scraper elsewhere) or off.
-Labels are bounded: routes are URL rules, token names are the operator's own.
+No Flask here: the service and the pacing count into these from below the web layer;
+GET /metrics itself is backend/metrics_api.py. Labels are bounded: routes are URL rules,
+token names are the operator's own.
 """
 
 from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -29,13 +27,11 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
-from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.providers.base import Usage
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series double the output and graph nothing
 REGISTRY = CollectorRegistry(auto_describe=True)
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 REQUESTS = Counter(
     "flaskllm_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=REGISTRY
@@ -90,13 +86,16 @@ UNPRICED = Counter(
 )
 
 
-def spend(token: str, usage: Usage, cost_nano: int | None) -> None:
-    TOKENS.labels(token, "input").inc(usage.input_tokens)
-    TOKENS.labels(token, "output").inc(usage.output_tokens)
-    if cost_nano is None:
-        UNPRICED.labels(token).inc()
-    else:
+def spend(token: str, usage: Usage, cost_nano: int, unpriced_calls: int) -> None:
+    """One request's or chunk's spend (added once per ledger write, not per row)."""
+    if usage.input_tokens:
+        TOKENS.labels(token, "input").inc(usage.input_tokens)
+    if usage.output_tokens:
+        TOKENS.labels(token, "output").inc(usage.output_tokens)
+    if cost_nano:
         COST.labels(token).inc(cost_nano / 1_000_000_000)
+    if unpriced_calls:
+        UNPRICED.labels(token).inc(unpriced_calls)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float | None) -> None:
@@ -112,23 +111,3 @@ def exposition() -> bytes:
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
     return bytes(generate_latest(REGISTRY))
-
-
-bp = Blueprint("metrics", __name__)
-
-
-@bp.get("/metrics")
-def scrape() -> Response:
-    app_state = current_app.extensions["flaskllm"]
-    access = app_state.settings.metrics_access
-    if access == "off":
-        raise NotFound()
-    if access == "loopback" and request.remote_addr not in LOOPBACK:
-        raise Forbidden("/metrics answers on loopback only (METRICS_ACCESS=loopback).")
-    if access == "admin":
-        from backend.auth import identify_caller
-
-        caller = identify_caller(app_state.tokens)
-        if caller is None or not caller.admin:
-            raise Unauthorized("/metrics needs the admin token (METRICS_ACCESS=admin).")
-    return Response(exposition(), mimetype=CONTENT_TYPE_LATEST)

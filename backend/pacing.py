@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from backend import metrics
 from backend.providers.retry import Throttle, Timing
 
 log = logging.getLogger("backend.pacing")
@@ -71,13 +72,17 @@ class ProviderBudget(Throttle):
             ticket = next(self._arrivals)
             granted = threading.Event()
             heapq.heappush(self._queue, (priority, ticket, granted))
-        if granted.wait(max(0.0, deadline - self._clock())):
-            return True
-        with self._mutex:
-            if granted.is_set():  # the slot came just as the wait ended
+        metrics.WAITING.inc()  # only rows that really wait: the fast path above counts nothing
+        try:
+            if granted.wait(max(0.0, deadline - self._clock())):
                 return True
-            self._gone.add(ticket)
-            return False
+            with self._mutex:
+                if granted.is_set():  # the slot came just as the wait ended
+                    return True
+                self._gone.add(ticket)
+                return False
+        finally:
+            metrics.WAITING.dec()
 
     def release(self, succeeded: bool) -> None:
         """Give the slot back; a success grows a shrunken window by 1/window."""

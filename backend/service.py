@@ -262,12 +262,7 @@ class Service:
         cut_by_deadline = deadline is not None and deadline < ends
         if deadline is not None:
             ends = min(ends, deadline)
-        metrics.WAITING.inc()
-        try:
-            admitted = self.budget.acquire(ends, pace.priority)
-        finally:
-            metrics.WAITING.dec()
-        if not admitted:
+        if not self.budget.acquire(ends, pace.priority):
             raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
         succeeded = False
         reserved = 0
