@@ -296,6 +296,8 @@ def test_metrics_move_with_traffic_and_follow_metrics_access(make_app: Callable[
     assert metric(after, "flaskllm_request_seconds_count", route="/api/v1/batch") >= 2
     remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert remote.status_code == 403 and remote.get_json()["error"]["code"] == "forbidden"
+    forwarded = client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})  # via a local proxy
+    assert forwarded.status_code == 403
     guarded = make_app(admin_token=ADMIN, metrics_access="admin").test_client()
     assert guarded.get("/metrics").status_code == 401
     assert guarded.get("/metrics", headers={"X-API-Token": TOKEN}).status_code == 401
