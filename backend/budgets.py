@@ -99,14 +99,12 @@ class Budgets:
         limit = round(caller.budget_usd * NANO)
         with self._lock:  # check and hold at once: concurrent rows see each other
             held = self._unwritten.get(caller.name, 0) + self._in_flight.get(caller.name, 0)
-            if spent + held >= limit:
-                exceeded = True
-            else:
-                exceeded = False
+            admitted = spent + held < limit
+            if admitted:
                 self._in_flight[caller.name] = self._in_flight.get(caller.name, 0) + nano
-        if exceeded:
-            self.check(caller)  # raises with the reset time
-            raise AssertionError("unreachable")  # pragma: no cover
+        if not admitted:
+            _, _, resets = period_bounds(caller.period, self.clock())
+            raise BudgetExceeded(iso(resets), resets.timestamp() - self.clock())
 
     def settle(self, caller: Caller, reserved: int, spent: int) -> None:
         """A call ended: its reservation goes, what it really cost waits for the ledger."""

@@ -65,7 +65,7 @@ class Estimator:
         plans: dict[tuple[str, str], ModelPlan] = {}
         tasks: dict[tuple[str, str], dict[str, int]] = {}
         for raw in raw_items:
-            item, error = self.service._validate_row(raw, defaults)
+            item, error = self.service.validate_row(raw, defaults)
             if error is not None or item is None:
                 invalid += 1
                 continue

@@ -23,6 +23,7 @@ def _proxied() -> bool:
     (it says so in these headers) came from elsewhere, and loopback-only must refuse it."""
     return any(name in request.headers for name in PROXY_HEADERS)
 
+
 bp = Blueprint("metrics", __name__)
 
 

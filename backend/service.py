@@ -356,7 +356,7 @@ class Service:
         ids: list[Any] = [None] * len(raw_items)
 
         for index, raw in enumerate(raw_items):
-            item, error = self._validate_row(raw, defaults)
+            item, error = self.validate_row(raw, defaults)
             ids[index] = raw.get("id") if isinstance(raw, dict) else None
             if not isinstance(ids[index], (str, int)):
                 ids[index] = None
@@ -390,7 +390,7 @@ class Service:
                     results[index] = self._row_ok(index, ids[index], dup)
         return self._summarise([r for r in results if r is not None], outcomes)
 
-    def _validate_row(self, raw: Any, defaults: dict[str, Any]) -> tuple[BatchItem | None, APIError | None]:
+    def validate_row(self, raw: Any, defaults: dict[str, Any]) -> tuple[BatchItem | None, APIError | None]:
         """The row with `defaults` filled in, or the error that fails this row alone."""
         if not isinstance(raw, dict):
             return None, InvalidInput("item: must be a JSON object")
