@@ -6,7 +6,7 @@ with LiteLLM's proxy. This script reproduces the whole comparison in ONE run, wi
 systems measured in alternating rounds (A, B, A, B, ...) so that the drift of a shared
 machine falls on all of them alike; every figure is the median over rounds.
 
-    .venv/bin/python scripts/bench_gateway.py [--quick] [--rounds 5] [--seconds 3]
+    .venv/bin/python scripts/bench_gateway.py [--quick] [--rounds 5] [--seconds 3] [--litellm-python PY]
 
 Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire format):
   * FlaskLLM: `gunicorn wsgi:application` with the shipped defaults (benchlib.gunicorn_shipped:
@@ -16,8 +16,10 @@ Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire form
   * bare: a tiny Flask app carried in this file (BARE_APP), written to a temp module and
     served by gunicorn gevent with FlaskLLM's worker count; one POST route that calls
     client.chat.completions.create against the mock and returns the text as JSON.
-  * LiteLLM proxy, only when `import litellm` (and its proxy) works; else it is skipped.
-    That path follows LiteLLM's documented CLI and has not run where litellm was absent.
+  * LiteLLM proxy, when the interpreter of --litellm-python (default: this one) can import
+    litellm.proxy; else it is skipped. LiteLLM pins its own SDK versions, so give it a venv
+    of its own: `uv venv /tmp/lvenv && uv pip install --python /tmp/lvenv/bin/python
+    "litellm[proxy]"`, then `--litellm-python /tmp/lvenv/bin/python`.
 
 The load generator is closed-loop: each client holds one keep-alive connection, sends a
 request, waits for the whole reply and sends the next. All clients share one selector
@@ -131,7 +133,11 @@ LITELLM_CONFIG = """model_list:
       model: openai/{model}
       api_base: {base}
       api_key: {key}
+general_settings:
+  master_key: {master}
 """
+# LiteLLM's proxy refuses to start without a strong master key; clients send it as Bearer.
+LITELLM_MASTER_KEY = "sk-" + "0123456789abcdef" * 4
 
 
 # ---------------------------------------------------------------- processes and /proc
@@ -304,17 +310,20 @@ def bare(mock_url: str, workers: int) -> Iterator[System]:
         _stop(proc)
 
 
+LITELLM_PYTHON = [PYTHON]  # the interpreter that runs LiteLLM's proxy (--litellm-python)
+
+
 def litellm_available() -> str | None:
-    """None when LiteLLM's proxy can run here, else why not."""
-    try:
-        import litellm
-    except ImportError:
-        return "not installed"
-    try:
-        import litellm.proxy.proxy_cli  # noqa: F401
-    except ImportError as exc:
-        return f"installed without its proxy extra ({exc})"
-    return None
+    """None when LiteLLM's proxy can run here, else why not.
+
+    LiteLLM pins its own versions of the SDKs, so it may live in a venv of its own: that
+    interpreter is asked, in a subprocess, whether it can import the proxy."""
+    probe = "import litellm, litellm.proxy.proxy_cli"
+    found = subprocess.run([LITELLM_PYTHON[0], "-c", probe], capture_output=True, text=True, check=False)
+    if found.returncode == 0:
+        return None
+    last = (found.stderr.strip().splitlines() or ["?"])[-1]
+    return "not installed" if "No module named 'litellm'" in last else f"its proxy cannot start ({last})"
 
 
 @contextmanager
@@ -322,10 +331,22 @@ def litellm_proxy(mock_url: str, workers: int) -> Iterator[System]:
     """LiteLLM's proxy (its CLI, `workers` workers) with one model routed to the mock."""
     folder = Path(tempfile.mkdtemp(prefix="bench-gateway-litellm-"))
     config = folder / "config.yaml"
-    config.write_text(LITELLM_CONFIG.format(model=MODEL, base=mock_url + "/v1", key=API_KEY))
+    config.write_text(
+        LITELLM_CONFIG.format(model=MODEL, base=mock_url + "/v1", key=API_KEY, master=LITELLM_MASTER_KEY)
+    )
     port, log = free_port(), folder / "litellm.log"
     code = "from litellm.proxy.proxy_cli import run_server; run_server()"
-    args = [PYTHON, "-c", code, "--config", str(config), "--port", str(port), "--host", "127.0.0.1"]
+    args = [
+        LITELLM_PYTHON[0],
+        "-c",
+        code,
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
     args += ["--num_workers", str(workers)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -338,7 +359,7 @@ def litellm_proxy(mock_url: str, workers: int) -> Iterator[System]:
             port,
             proc.pid,
             "/v1/chat/completions",
-            {"Authorization": f"Bearer {API_KEY}"},
+            {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"},
             lambda p: {"model": MODEL, "messages": [{"role": "user", "content": p}]},
             log,
         )
@@ -1018,7 +1039,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prompts", type=int, default=None, help="RSS phase prompts (100,000; --quick 10,000)"
     )
+    parser.add_argument(
+        "--litellm-python",
+        default=PYTHON,
+        help="the interpreter with litellm[proxy] installed (default: this one), e.g. a venv of its own",
+    )
     args = parser.parse_args(argv)
+    LITELLM_PYTHON[0] = args.litellm_python
     rounds = args.rounds or (3 if args.quick else 5)
     prompts = args.prompts or (10_000 if args.quick else 100_000)
     started = time.perf_counter()
