@@ -26,7 +26,6 @@ from pydantic import SecretStr
 
 from backend.errors import AdminTokenNotForWork, Unauthorized
 from backend.state import UNNAMED, StateStore, TokenRecord
-from backend.state import digest as state_digest
 
 log = logging.getLogger("backend.auth")
 ADMIN_NAME = "(admin)"
@@ -44,7 +43,7 @@ def _digest(token: str) -> bytes:
 
 def client_id(token: str) -> str:
     """A short, stable, non-reversible name for a token: safe in logs and rate-limit keys."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return _digest(token).hex()[:12]
 
 
 @dataclass(frozen=True)
@@ -88,27 +87,32 @@ class TokenChecker:
         self._lock = threading.Lock()
 
     def matches(self, presented: str) -> bool:
-        candidate = _digest(presented)
+        return self._configured(_digest(presented))
+
+    def _configured(self, candidate: bytes) -> bool:
         found = False
         for digest in self._digests:
             found |= hmac.compare_digest(candidate, digest)
         return found
 
     def resolve(self, presented: str) -> Caller | None:
-        client = client_id(presented)
-        if self.matches(presented):
+        """The caller a token stands for; the token is hashed once for every check."""
+        candidate = _digest(presented)
+        key = candidate.hex()  # the state database's digest; its head is the client id
+        client = key[:12]
+        if self._configured(candidate):
             return Caller(client, UNNAMED)
-        if self._admin is not None and hmac.compare_digest(_digest(presented), self._admin):
+        if self._admin is not None and hmac.compare_digest(candidate, self._admin):
             return Caller(client, ADMIN_NAME, admin=True)
-        record = self.named(presented)
+        record = self.named(key)
         if record is None:
             return None
         return Caller(client, record.name, budget_usd=record.budget_usd, period=record.period)
 
-    def named(self, presented: str) -> TokenRecord | None:
+    def named(self, key: str) -> TokenRecord | None:
+        """The live named token with this digest (hex sha256), trusted for NAMED_TOKEN_TTL."""
         if self.store is None:
             return None
-        key = state_digest(presented)
         with self._lock:
             if key in self._named:
                 return self._named[key]

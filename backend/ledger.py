@@ -47,6 +47,7 @@ class Ledger:
                 "usage not recorded",
                 extra={"token_name": batch.token, "error": type(exc).__name__, "requests": batch.requests},
             )
+            return  # its spend stays counted against the budget in this process
         self.budgets.written(batch.token, sum(c.cost_nano for c in batch.counts.values()))
 
 

@@ -266,7 +266,8 @@ class Service:
             raise DeadlineExceeded() if cut_by_deadline else ProviderBusy()
         succeeded = False
         reserved = 0
-        words = len(job.system.split()) + len(job.user.split())
+        # Words sent: the ledger's calibration of tokens per word (only counted for a meter).
+        words = len(job.system.split()) + len(job.user.split()) if pace.meter is not None else 0
         try:
             if pace.abort is not None and pace.abort():  # e.g. its job was cancelled while it waited
                 raise RowCancelled()

@@ -29,6 +29,8 @@ SCHEMA = (
     " provider TEXT NOT NULL, model TEXT NOT NULL, task TEXT NOT NULL,"
     + "".join(f" {name} INTEGER NOT NULL DEFAULT 0," for name in UsageCounts.FIELDS)
     + " PRIMARY KEY (token, day, provider, model, task))",
+    # model_totals (every estimate) sums one provider and model over all tokens and days
+    "CREATE INDEX IF NOT EXISTS usage_by_model ON usage (provider, model)",
 )
 _COLUMNS = ", ".join(UsageCounts.FIELDS)
 _ADD = ", ".join(f"{name} = {name} + excluded.{name}" for name in UsageCounts.FIELDS)

@@ -73,6 +73,7 @@ from scripts.benchlib import (
     gunicorn_shipped,
     mock_llm,
     request,
+    rss_mib,
     wait_http,
     write_json,
 )
@@ -176,18 +177,6 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15, counted from `state` (3)
     return ticks / TICK
-
-
-def rss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
 
 
 def machine_ticks() -> tuple[int, int]:

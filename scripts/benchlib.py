@@ -117,16 +117,20 @@ class Server:
 
     def worker_rss_mb(self, include_master: bool = True) -> float:
         """Resident memory of the gunicorn master (unless excluded) and workers, in MB."""
-        pids = ([self.proc.pid] if include_master else []) + self.worker_pids()
-        total = 0
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                continue
-        return total / 1024
+        return rss_mib(([self.proc.pid] if include_master else []) + self.worker_pids())
+
+
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of these processes together, in MiB (/proc; gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
 
 
 def app_env(env: dict[str, str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.prices import DEFAULT_PRICES, Prices, usd
+from backend.prices import Prices, usd
 
 
 def test_shipped_table_prices_known_models_and_leaves_others_unknown() -> None:
@@ -44,8 +44,3 @@ def test_a_bad_prices_file_stops_the_start(tmp_path: Path, text: str, message: s
         Prices.load(path)
     with pytest.raises(ValueError, match="cannot be read"):
         Prices.load(tmp_path / "missing.toml")
-
-
-def test_the_default_file_ships_inside_the_package() -> None:
-    assert DEFAULT_PRICES.name == "prices.toml"
-    assert DEFAULT_PRICES.parent.name == "backend"
