@@ -132,16 +132,12 @@ class Estimator:
             return {}
 
     def _input_tokens(self, plan: ModelPlan, totals: dict[str, UsageCounts]) -> int:
-        if plan.provider == "local":
-            return 0
         words = sum(t.input_words for t in totals.values())
         tokens = sum(t.input_tokens for t in totals.values())
         ratio = tokens / words if words >= CALIBRATION_WORDS else PRIOR_TOKENS_PER_WORD
         return round(plan.words * ratio)
 
     def _output_tokens(self, plan: ModelPlan, tasks: dict[str, int], totals: dict[str, UsageCounts]) -> int:
-        if plan.provider == "local":
-            return 0
         total = 0.0
         for task, rows in tasks.items():
             seen = totals.get(task)
