@@ -7,6 +7,7 @@ systems measured in alternating rounds (A, B, A, B, ...) so that the drift of a 
 machine falls on all of them alike; every figure is the median over rounds.
 
     .venv/bin/python scripts/bench_gateway.py [--quick] [--rounds 5] [--seconds 3] [--litellm-python PY]
+        [--litellm-workers 1]
 
 Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire format):
   * FlaskLLM: `gunicorn wsgi:application` with the shipped defaults (benchlib.gunicorn_shipped:
@@ -19,7 +20,8 @@ Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire form
   * LiteLLM proxy, when the interpreter of --litellm-python (default: this one) can import
     litellm.proxy; else it is skipped. LiteLLM pins its own SDK versions, so give it a venv
     of its own: `uv venv /tmp/lvenv && uv pip install --python /tmp/lvenv/bin/python
-    "litellm[proxy]"`, then `--litellm-python /tmp/lvenv/bin/python`.
+    "litellm[proxy]"`, then `--litellm-python /tmp/lvenv/bin/python`. It runs with its
+    CLI's own default of 1 worker, as shipped; `--litellm-workers 0` gives it FlaskLLM's.
 
 The load generator is closed-loop: each client holds one keep-alive connection, sends a
 request, waits for the whole reply and sends the next. All clients share one selector
@@ -32,7 +34,7 @@ saturated generator or mock would show. Figures (per system, 0 ms upstream unles
   4. % of ideal (c / 0.2 s) at 200 ms upstream, c=64 and c=256 (a second mock process)
   5. FlaskLLM: cache-hit rps at c=32 (a few prompts repeated after a warm-up)
   6. FlaskLLM: RSS of master + workers after 100,000 unique prompts at c=32 (a fresh
-     deployment; --quick sends 10,000)
+     deployment; --quick sends 10,000), and their PSS, which counts a shared page once
   7. FlaskLLM: rows per server CPU-second through /api/v1/batch (100 new rows a batch)
      and through jobs (2,000 new rows, polled until done)
 The issue's targets are printed beside the figures, met or not met; the exit status never
@@ -72,6 +74,7 @@ from scripts.benchlib import (
     free_port,
     gunicorn_shipped,
     mock_llm,
+    pss_mib,
     request,
     rss_mib,
     wait_http,
@@ -300,6 +303,9 @@ def bare(mock_url: str, workers: int) -> Iterator[System]:
 
 
 LITELLM_PYTHON = [PYTHON]  # the interpreter that runs LiteLLM's proxy (--litellm-python)
+# LiteLLM's workers (--litellm-workers): its CLI's own default is 1, and 0 means as many as
+# FlaskLLM's gunicorn runs.
+LITELLM_WORKERS = [1]
 
 
 def litellm_available() -> str | None:
@@ -775,7 +781,7 @@ def rss_phase(prompts: int, step: int) -> dict[str, Any]:
     """A fresh FlaskLLM deployment, `prompts` unique prompts at c=32, RSS along the way."""
     with mock_process(0.0) as (mock_url, _mock_pid), flaskllm(mock_url) as flask_sys:
         warm(flask_sys)
-        samples = [{"prompts": 0, "rss_mib": round(rss_mib(flask_sys.pids()), 1)}]
+        samples = [_memory(0, flask_sys.pids())]
         say(f"  RSS: {prompts:,} unique prompts at c=32, fresh deployment; {samples[0]['rss_mib']} MiB at 0")
         sent, statuses, started = 0, Counter[str](), time.perf_counter()
         while sent < prompts:
@@ -783,8 +789,11 @@ def rss_phase(prompts: int, step: int) -> dict[str, Any]:
             loop = closed_loop(flask_sys.port, 32, miss_maker(flask_sys), total=n)
             sent += n
             statuses.update(loop.statuses)
-            samples.append({"prompts": sent, "rss_mib": round(rss_mib(flask_sys.pids()), 1)})
-            say(f"    {sent:>7,} prompts  {loop.rps:7.1f} rps  RSS {samples[-1]['rss_mib']} MiB")
+            samples.append(_memory(sent, flask_sys.pids()))
+            say(
+                f"    {sent:>7,} prompts  {loop.rps:7.1f} rps  RSS {samples[-1]['rss_mib']} MiB"
+                f"  PSS {samples[-1]['pss_mib']} MiB"
+            )
         wall = time.perf_counter() - started
         per_process = {pid: round(rss_mib([pid]), 1) for pid in flask_sys.pids()}
     errors = sum(n for s, n in statuses.items() if not s.startswith("2"))
@@ -796,8 +805,13 @@ def rss_phase(prompts: int, step: int) -> dict[str, Any]:
         "errors": errors,
         "samples": samples,
         "rss_mib": samples[-1]["rss_mib"],
+        "pss_mib": samples[-1]["pss_mib"],
         "per_process_mib": per_process,
     }
+
+
+def _memory(prompts: int, pids: list[int]) -> dict[str, Any]:
+    return {"prompts": prompts, "rss_mib": round(rss_mib(pids), 1), "pss_mib": round(pss_mib(pids), 1)}
 
 
 @contextmanager
@@ -805,7 +819,7 @@ def _maybe_litellm(wanted: bool, mock_url: str, workers: int) -> Iterator[System
     if not wanted:
         yield None
         return
-    with litellm_proxy(mock_url, workers) as system:
+    with litellm_proxy(mock_url, LITELLM_WORKERS[0] or workers) as system:
         warm(system)
         yield system
 
@@ -856,6 +870,7 @@ def summarise(
     flask["job_rows_per_cpu_s"] = median([r["rows_per_cpu_s"] for r in jobs])
     flask["job_rows_per_s"] = median([r["rows_per_s"] for r in jobs])
     flask["rss_after_prompts_mib"] = rss["rss_mib"]
+    flask["pss_after_prompts_mib"] = rss["pss_mib"]
     c32_all = [r for r in f_rounds if r["kind"] == "miss" and r["concurrency"] == 32]
     summary["generator"] = {
         "cpu_ms_per_req_c32": median([r["gen_cpu_ms_per_req"] for r in c32_all]),
@@ -981,6 +996,14 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         verdict(rss <= t["rss_mib"]) + (" (--quick)" if meta["quick"] else ""),
     )
     row(
+        "  (PSS: shared pages counted once, MiB)",
+        fmt(f["pss_after_prompts_mib"], ".1f"),
+        "",
+        "",
+        "",
+        "",
+    )
+    row(
         "  (RSS after the 0 ms rounds, MiB)",
         val(f, "rss_after_rounds_mib"),
         val(b, "rss_after_rounds_mib"),
@@ -1009,7 +1032,7 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"ms CPU/req; machine busy during c=32 rounds: {fmt(summary['machine_busy_c32'], '.0%')} of "
         f"{meta['cores']} cores",
         f"RSS run: {meta['prompts']:,} prompts in {meta['rss_wall_s']} s, errors {meta['rss_errors']}; "
-        f"samples (prompts: MiB) {meta['rss_samples']}",
+        f"samples (prompts: RSS / PSS MiB) {meta['rss_samples']}",
     ]
     errors = summary["error_rounds"]
     lines.append(
@@ -1033,13 +1056,21 @@ def main(argv: list[str] | None = None) -> int:
         default=PYTHON,
         help="the interpreter with litellm[proxy] installed (default: this one), e.g. a venv of its own",
     )
+    parser.add_argument(
+        "--litellm-workers",
+        type=int,
+        default=1,
+        help="LiteLLM proxy workers (default 1, its own CLI default; 0: as many as FlaskLLM's)",
+    )
     args = parser.parse_args(argv)
     LITELLM_PYTHON[0] = args.litellm_python
+    LITELLM_WORKERS[0] = max(0, args.litellm_workers)
     rounds = args.rounds or (3 if args.quick else 5)
     prompts = args.prompts or (10_000 if args.quick else 100_000)
     started = time.perf_counter()
     why_not = litellm_available()
-    litellm_note = "measured" if why_not is None else f"{why_not}, skipped"
+    lite_workers = f"{LITELLM_WORKERS[0]} worker(s)" if LITELLM_WORKERS[0] else "as many workers as FlaskLLM"
+    litellm_note = f"measured, {lite_workers}" if why_not is None else f"{why_not}, skipped"
     say(f"bench_gateway: project {ROOT}")
     say(f"LiteLLM: {litellm_note}")
     say("FlaskLLM: shipped defaults except RATE_LIMIT_ENABLED=false (shipped: 60 requests/min per token)")
@@ -1061,7 +1092,9 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": prompts,
         "rss_wall_s": rss["wall_s"],
         "rss_errors": rss["errors"],
-        "rss_samples": ", ".join(f"{s['prompts']:,}: {s['rss_mib']}" for s in rss["samples"]),
+        "rss_samples": ", ".join(
+            f"{s['prompts']:,}: {s['rss_mib']} / {s['pss_mib']}" for s in rss["samples"]
+        ),
         "settings_changed": {"RATE_LIMIT_ENABLED": "false"},
         "wall_s": time.perf_counter() - started,
     }

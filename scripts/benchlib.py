@@ -133,6 +133,22 @@ def rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
+def pss_mib(pids: list[int]) -> float:
+    """Proportional memory of these processes together, in MiB: each shared page (libraries,
+    the pages workers still share with the master after fork) is split among the processes
+    that map it, so the sum is what the deployment takes from the machine. Summed RSS counts
+    a shared page once per process."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
 def app_env(env: dict[str, str]) -> dict[str, str]:
     """A production environment for the app (bench token, SQLite cache in a temp dir) plus `env`."""
     tmp = tempfile.mkdtemp(prefix="flaskllm-bench-")
