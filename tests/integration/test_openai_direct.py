@@ -1,0 +1,128 @@
+"""The openai provider's direct route: straight into the SDK client's connection pool.
+
+Its errors (timeouts, refused connections, 4xx/5xx with Retry-After, bodies that are not
+JSON) are proven against the mock in test_errors.py and test_cache_integration.py; here:
+which clients take the route, that it keeps the SDK's connections, and compressed answers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai as openai_sdk
+import pytest
+
+from backend.providers.base import Job
+from backend.providers.openai import OpenAIProvider
+from scripts.mock_llm import MockLLM
+
+ANSWER = {
+    "model": "gpt-test",
+    "choices": [{"message": {"role": "assistant", "content": "Zusammenfassung: alles grün"}}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 3},
+}
+
+
+def job() -> Job:
+    return Job(task="summary", text="hello", system="Summarise.", user="hello")
+
+
+def provider_for(client: Any) -> OpenAIProvider:
+    return OpenAIProvider(client, "gpt-test", max_retries=0)
+
+
+def test_a_plain_sdk_client_takes_the_direct_route_on_its_own_connections(recorder: Recorder) -> None:
+    client = openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0)
+    provider = provider_for(client)
+    assert provider._direct is not None
+    answers = [provider.attempt(job(), 5.0) for _ in range(5)]
+    assert [(a.text, a.usage.input_tokens) for a in answers] == [("Zusammenfassung: alles grün", 7)] * 5
+    assert len(recorder.peers) == 1  # one keep-alive connection, the SDK pool's, reused by every call
+    headers, body = recorder.seen[-1]
+    assert recorder.paths == ["/v1/chat/completions"] * 5
+    assert headers["Host"] == f"127.0.0.1:{recorder.port}"
+    assert headers["Authorization"] == "Bearer sk-test"
+    assert headers["User-Agent"].startswith("OpenAI/Python")
+    assert headers["Content-Type"] == "application/json"
+    assert body["model"] == "gpt-test" and body["messages"][1] == {"role": "user", "content": "hello"}
+
+
+def test_a_client_with_hooks_of_its_own_goes_through_httpx(mock: MockLLM) -> None:
+    seen: list[str] = []
+    http = openai_sdk.DefaultHttpxClient(
+        event_hooks={"request": [lambda request: seen.append(str(request.url))]}
+    )
+    client = openai_sdk.OpenAI(
+        api_key="sk-test", base_url=mock.openai_base_url, http_client=http, max_retries=0
+    )
+    provider = provider_for(client)
+    assert provider._direct is None
+    assert provider.attempt(job(), 5.0).text
+    assert seen == [mock.openai_base_url.rstrip("/") + "/chat/completions"]
+
+
+class Recorder:
+    """A chat-completions server on loopback that records what it was sent."""
+
+    def __init__(self, compress: bool) -> None:
+        self.seen: list[tuple[dict[str, str], Any]] = []
+        self.paths: list[str] = []
+        self.peers: set[Any] = set()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like a provider
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                recorder.seen.append((dict(self.headers.items()), json.loads(raw)))
+                recorder.paths.append(self.path)
+                recorder.peers.add(self.client_address)
+                body = json.dumps(ANSWER, ensure_ascii=False).encode()
+                if compress:
+                    body = gzip.compress(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if compress:
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.fixture(params=[False], ids=["plain"])
+def recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    server = Recorder(compress=request.param)
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+@pytest.mark.parametrize("recorder", [True], indirect=True, ids=["gzip"])
+def test_a_compressed_answer_is_decoded(recorder: Recorder) -> None:
+    """Some proxies compress every answer, asked or not."""
+    provider = provider_for(openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0))
+    assert provider._direct is not None
+    answer = provider.attempt(job(), 5.0)
+    assert (answer.text, answer.usage.input_tokens, answer.usage.output_tokens) == (
+        "Zusammenfassung: alles grün",
+        7,
+        3,
+    )
+    assert "Accept-Encoding" not in recorder.seen[-1][0]
