@@ -32,6 +32,8 @@ from urllib.parse import urlparse
 
 from cachetools import TTLCache
 
+from backend.sqlite_wal import use_wal
+
 log = logging.getLogger("backend.cache")
 T = TypeVar("T")
 
@@ -104,7 +106,7 @@ class SQLiteStore:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        self._use_wal(conn)
+        use_wal(conn, self.busy_timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS responses"
@@ -116,21 +118,6 @@ class SQLiteStore:
                 self._generation += 1
             self._inode = inode
         return conn
-
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a new file to WAL (it stays so). Connections that open a fresh file at the
-        same moment (threads, gunicorn workers) race for the switch, and SQLite answers the
-        losers "database is locked" at once, without its busy wait: they retry here."""
-        ends = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= ends:
-                    raise
-                time.sleep(0.01)
 
     def _check_file(self) -> None:
         """Every few seconds: a file deleted or replaced under us makes every pooled

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from backend.sqlite_wal import use_wal
 from backend.state import StateError, TokenRecord, UsageBatch, UsageCounts, UsageRow
 
 BUSY_TIMEOUT = 5.0
@@ -66,8 +67,7 @@ class SQLiteStateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn, BUSY_TIMEOUT)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.cache import SQLiteStore
 from backend.state import (
     StateError,
     StateStore,
@@ -25,6 +26,7 @@ from backend.state import (
     period_bounds,
     utc_day,
 )
+from backend.state_sqlite import SQLiteStateStore
 from tests.redis_server import RedisServer, redis_server_binary
 
 
@@ -159,3 +161,32 @@ def test_state_url_must_be_sqlite_or_redis(tmp_path: Path) -> None:
     default = build_state_store("", str(tmp_path))
     default.add_usage([batch("a", "2026-12-01", rows=1)])
     assert (tmp_path / "state.sqlite3").exists()
+
+
+@pytest.mark.parametrize("store_class", ["state", "cache"])
+def test_workers_opening_a_fresh_file_at_the_same_moment_all_start(tmp_path: Path, store_class: str) -> None:
+    """Gunicorn starts its workers together, and each opens the state and cache files. The
+    first connection switches a new file to WAL; SQLite answers the others "database is
+    locked" at once, without its busy wait, and a worker that took that as fatal failed to
+    boot (seen in the benchmark: the whole server stopped)."""
+    failures: list[BaseException] = []
+    for attempt in range(20):
+        path = tmp_path / f"fresh-{attempt}.sqlite3"
+        start = threading.Barrier(6)
+
+        def open_it(path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                if store_class == "state":
+                    SQLiteStateStore(path).list_tokens()
+                else:
+                    SQLiteStore(path).get("k")
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
