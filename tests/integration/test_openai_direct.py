@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -69,7 +70,10 @@ def test_a_client_with_hooks_of_its_own_goes_through_httpx(mock: MockLLM) -> Non
 class Recorder:
     """A chat-completions server on loopback that records what it was sent."""
 
-    def __init__(self, compress: bool) -> None:
+    def __init__(self, mode: str) -> None:
+        """`mode`: plain; gzip (every answer compressed); hang_up (the server closes each
+        connection right after its answer, without saying so); close (it says so)."""
+        self.mode = mode
         self.seen: list[tuple[dict[str, str], Any]] = []
         self.paths: list[str] = []
         self.peers: set[Any] = set()
@@ -84,15 +88,20 @@ class Recorder:
                 recorder.paths.append(self.path)
                 recorder.peers.add(self.client_address)
                 body = json.dumps(ANSWER, ensure_ascii=False).encode()
-                if compress:
+                if mode == "gzip":
                     body = gzip.compress(body)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                if compress:
+                if mode == "gzip":
                     self.send_header("Content-Encoding", "gzip")
+                if mode == "close":
+                    self.send_header("Connection", "close")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                self.wfile.flush()
+                if mode in ("hang_up", "close"):
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -102,9 +111,9 @@ class Recorder:
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
 
-@pytest.fixture(params=[False], ids=["plain"])
+@pytest.fixture(params=["plain"])
 def recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    server = Recorder(compress=request.param)
+    server = Recorder(request.param)
     thread = threading.Thread(target=server.server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -114,7 +123,7 @@ def recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
         server.server.server_close()
 
 
-@pytest.mark.parametrize("recorder", [True], indirect=True, ids=["gzip"])
+@pytest.mark.parametrize("recorder", ["gzip"], indirect=True)
 def test_a_compressed_answer_is_decoded(recorder: Recorder) -> None:
     """Some proxies compress every answer, asked or not."""
     provider = provider_for(openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0))
@@ -126,3 +135,51 @@ def test_a_compressed_answer_is_decoded(recorder: Recorder) -> None:
         3,
     )
     assert "Accept-Encoding" not in recorder.seen[-1][0]
+
+
+@pytest.mark.parametrize("recorder", ["hang_up", "close"], indirect=True)
+def test_a_connection_the_server_closed_is_not_reused(recorder: Recorder) -> None:
+    """Providers and proxies drop idle keep-alive connections, said or unsaid: the next
+    call gets a fresh connection, not an error (and no retry is needed: max_retries=0)."""
+    provider = provider_for(openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0))
+    assert provider._direct is not None
+    kept = []
+    for _ in range(4):
+        assert provider.attempt(job(), 5.0).text == "Zusammenfassung: alles grün"
+        kept.append(len(provider._direct.connections._idle))
+        time.sleep(0.05)  # the server's FIN arrives
+    assert len(recorder.peers) == 4  # a new connection for every call
+    # Said: never kept. Unsaid: kept, then found closed and dropped when the next call looks.
+    assert kept == ([0] * 4 if recorder.mode == "close" else [1] * 4)
+
+
+def test_concurrent_calls_use_as_many_connections_as_calls_in_flight(recorder: Recorder) -> None:
+    """Each call holds its own connection; finished ones are reused, most recent first,
+    and no more than KEEP_IDLE are kept."""
+    provider = provider_for(openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0))
+    assert provider._direct is not None
+    connections = provider._direct.connections
+    connections._keep_idle = 3
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                provider.attempt(job(), 5.0)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(recorder.paths) == 30
+    assert len(recorder.peers) < 30 and len(connections._idle) <= 3  # reused, and no more kept
+    before = len(recorder.peers)
+    provider.attempt(job(), 5.0)  # a kept connection is reused
+    assert len(recorder.peers) == before
+    connections.close()
+    assert connections._idle == []
