@@ -38,12 +38,13 @@ class KeepAlive:
     def request(
         self,
         method: str,
-        url: str,
+        url: Any,
         headers: list[tuple[bytes, bytes]],
         content: bytes,
         extensions: dict[str, Any],
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Send one request and read the whole answer: (status, headers, body).
+        """Send one request to `url` (an httpcore URL or a string) and read the whole
+        answer: (status, headers, body).
 
         A connection that fails is closed, and the error is httpcore's, as from its pool.
         A reused connection the server closed in the meantime fails fast; the provider's

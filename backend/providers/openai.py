@@ -124,6 +124,7 @@ class _DirectRoute:
     def __init__(self, url: str, headers: dict[str, str], pool: Any) -> None:
         self.url = url
         self.connections = KeepAlive(pool, url)
+        self.core_url = httpcore.URL(url)  # parsed once (urllib's parse was 20 us a call)
         self.headers = [(b"Host", HTTPURL(url).netloc)] + [
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
         ]
@@ -150,7 +151,7 @@ class _DirectRoute:
         timeout = {"connect": seconds_left, "read": seconds_left, "write": seconds_left, "pool": seconds_left}
         try:
             status, answer_headers, data = self.connections.request(
-                "POST", self.url, headers=headers, content=content, extensions={"timeout": timeout}
+                "POST", self.core_url, headers=headers, content=content, extensions={"timeout": timeout}
             )
         except httpcore.TimeoutException as exc:
             raise openai_sdk.APITimeoutError(request=self._request(content)) from exc
