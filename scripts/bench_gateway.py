@@ -7,7 +7,7 @@ systems measured in alternating rounds (A, B, A, B, ...) so that the drift of a 
 machine falls on all of them alike; every figure is the median over rounds.
 
     .venv/bin/python scripts/bench_gateway.py [--quick] [--rounds 5] [--seconds 3] [--litellm-python PY]
-        [--litellm-workers 1]
+        [--litellm-workers 1] [--set NAME=VALUE ...]
 
 Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire format):
   * FlaskLLM: `gunicorn wsgi:application` with the shipped defaults (benchlib.gunicorn_shipped:
@@ -37,6 +37,8 @@ saturated generator or mock would show. Figures (per system, 0 ms upstream unles
      deployment; --quick sends 10,000), and their PSS, which counts a shared page once
   7. FlaskLLM: rows per server CPU-second through /api/v1/batch (100 new rows a batch)
      and through jobs (2,000 new rows, polled until done)
+`--set NAME=VALUE` runs FlaskLLM with one of its settings changed (printed with the figures),
+e.g. `--set PROVIDER_CONCURRENCY=128` to see what the provider budget costs at 200 ms.
 The issue's targets are printed beside the figures, met or not met; the exit status never
 depends on them. Writes scripts/results/bench_gateway.json and bench_gateway.txt.
 """
@@ -270,6 +272,7 @@ def flaskllm(mock_url: str) -> Iterator[System]:
         "OPENAI_API_KEY": API_KEY,
         "OPENAI_BASE_URL": mock_url + "/v1",
         "RATE_LIMIT_ENABLED": "false",
+        **FLASKLLM_SETTINGS,
     }
     with gunicorn_shipped(env, log_path=log) as server:
         yield flaskllm_system(server, log)
@@ -302,6 +305,7 @@ def bare(mock_url: str, workers: int) -> Iterator[System]:
         _stop(proc)
 
 
+FLASKLLM_SETTINGS: dict[str, str] = {}  # --set NAME=VALUE: settings changed from the shipped ones
 LITELLM_PYTHON = [PYTHON]  # the interpreter that runs LiteLLM's proxy (--litellm-python)
 # LiteLLM's workers (--litellm-workers): its CLI's own default is 1, and 0 means as many as
 # FlaskLLM's gunicorn runs.
@@ -908,7 +912,8 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"rounds {meta['rounds']} x {meta['seconds']} s (alternating)  wall {meta['wall_s']:.0f} s",
         "FlaskLLM: shipped defaults (gunicorn.conf.py: gevent, "
         f"{meta['workers']} workers, LOG_LEVEL=INFO) EXCEPT RATE_LIMIT_ENABLED=false "
-        "(shipped RATE_LIMIT=60/min per token would answer 429s)",
+        "(shipped RATE_LIMIT=60/min per token would answer 429s)"
+        + "".join(f", {k}={v}" for k, v in meta["settings_changed"].items() if k != "RATE_LIMIT_ENABLED"),
         f"bare: Flask + openai SDK, gunicorn gevent, {meta['workers']} workers; LiteLLM: {meta['litellm']}",
         "",
         f"{'metric':<48}{'FlaskLLM':>10}{'bare':>10}{'LiteLLM':>10}  {'target':<26}result",
@@ -1062,7 +1067,19 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="LiteLLM proxy workers (default 1, its own CLI default; 0: as many as FlaskLLM's)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run FlaskLLM with this setting changed (repeatable), e.g. PROVIDER_CONCURRENCY=128",
+    )
     args = parser.parse_args(argv)
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--set wants NAME=VALUE, not {item!r}")
+        FLASKLLM_SETTINGS[name.strip().upper()] = value
     LITELLM_PYTHON[0] = args.litellm_python
     LITELLM_WORKERS[0] = max(0, args.litellm_workers)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -1073,7 +1090,10 @@ def main(argv: list[str] | None = None) -> int:
     litellm_note = f"measured, {lite_workers}" if why_not is None else f"{why_not}, skipped"
     say(f"bench_gateway: project {ROOT}")
     say(f"LiteLLM: {litellm_note}")
-    say("FlaskLLM: shipped defaults except RATE_LIMIT_ENABLED=false (shipped: 60 requests/min per token)")
+    say(
+        "FlaskLLM: shipped defaults except RATE_LIMIT_ENABLED=false (shipped: 60 requests/min per token)"
+        + "".join(f", {k}={v}" for k, v in FLASKLLM_SETTINGS.items())
+    )
     fast = fast_phase(rounds, args.seconds, why_not is None)
     rss = rss_phase(prompts, step=max(1, min(10_000, prompts // 5)))
     slow = slow_phase(max(3, rounds - 2), args.seconds, why_not is None, fast["workers"])
@@ -1095,7 +1115,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_samples": ", ".join(
             f"{s['prompts']:,}: {s['rss_mib']} / {s['pss_mib']}" for s in rss["samples"]
         ),
-        "settings_changed": {"RATE_LIMIT_ENABLED": "false"},
+        "settings_changed": {"RATE_LIMIT_ENABLED": "false", **FLASKLLM_SETTINGS},
         "wall_s": time.perf_counter() - started,
     }
     text = table(summary, meta)
