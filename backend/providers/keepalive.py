@@ -50,10 +50,15 @@ class KeepAlive:
         A reused connection the server closed in the meantime fails fast; the provider's
         retries (and the next call, on a fresh connection) handle that as they handle a
         dropped connection from the pool."""
-        connection = self._take()
         request = httpcore.Request(method, url, headers=headers, content=content, extensions=extensions)
+        connection = self._take()
         try:
-            response = connection.handle_request(request)
+            try:
+                response = connection.handle_request(request)
+            except httpcore.ConnectionNotAvailable:  # it changed state after the check: once more
+                connection.close()
+                connection = self._pool.create_connection(self._origin)
+                response = connection.handle_request(request)
             try:
                 body = response.read()
             finally:
