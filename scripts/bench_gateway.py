@@ -13,7 +13,8 @@ Systems, each in front of scripts/mock_llm.py (its own process, OpenAI wire form
   * FlaskLLM: `gunicorn wsgi:application` with the shipped defaults (benchlib.gunicorn_shipped:
     gunicorn.conf.py, gevent, one worker per core) and the openai provider pointed at the
     mock (OPENAI_BASE_URL / OPENAI_API_KEY). One change, printed with the figures:
-    RATE_LIMIT_ENABLED=false, or the shipped 60 requests/min per token would answer 429s.
+    RATE_LIMIT=1000000: the limiter runs as shipped, but the shipped 60 requests/min per
+    token would answer 429s.
   * bare: a tiny Flask app carried in this file (BARE_APP), written to a temp module and
     served by gunicorn gevent with FlaskLLM's worker count; one POST route that calls
     client.chat.completions.create against the mock and returns the text as JSON.
@@ -265,13 +266,13 @@ def _base_env(mock_url: str) -> dict[str, str]:
 
 @contextmanager
 def flaskllm(mock_url: str) -> Iterator[System]:
-    """FlaskLLM with the shipped defaults, the provider at the mock, rate limit off."""
+    """FlaskLLM with the shipped defaults, the provider at the mock, the rate limit raised."""
     log = Path(tempfile.mkdtemp(prefix="bench-gateway-flaskllm-")) / "gunicorn.log"
     env = {
         "LLM_PROVIDER": "openai",
         "OPENAI_API_KEY": API_KEY,
         "OPENAI_BASE_URL": mock_url + "/v1",
-        "RATE_LIMIT_ENABLED": "false",
+        "RATE_LIMIT": BENCH_RATE_LIMIT,
         **FLASKLLM_SETTINGS,
     }
     with gunicorn_shipped(env, log_path=log) as server:
@@ -305,6 +306,7 @@ def bare(mock_url: str, workers: int) -> Iterator[System]:
         _stop(proc)
 
 
+BENCH_RATE_LIMIT = "1000000"  # per token and minute: the limiter's work is measured, never a 429
 FLASKLLM_SETTINGS: dict[str, str] = {}  # --set NAME=VALUE: settings changed from the shipped ones
 LITELLM_PYTHON = [PYTHON]  # the interpreter that runs LiteLLM's proxy (--litellm-python)
 # LiteLLM's workers (--litellm-workers): its CLI's own default is 1, and 0 means as many as
@@ -911,9 +913,9 @@ def table(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"bench_gateway  {meta['when']}  python {meta['python']}  {meta['cores']} cores  "
         f"rounds {meta['rounds']} x {meta['seconds']} s (alternating)  wall {meta['wall_s']:.0f} s",
         "FlaskLLM: shipped defaults (gunicorn.conf.py: gevent, "
-        f"{meta['workers']} workers, LOG_LEVEL=INFO) EXCEPT RATE_LIMIT_ENABLED=false "
-        "(shipped RATE_LIMIT=60/min per token would answer 429s)"
-        + "".join(f", {k}={v}" for k, v in meta["settings_changed"].items() if k != "RATE_LIMIT_ENABLED"),
+        f"{meta['workers']} workers, LOG_LEVEL=INFO) EXCEPT RATE_LIMIT={BENCH_RATE_LIMIT} "
+        "(the limiter runs; the shipped 60/min per token would answer 429s)"
+        + "".join(f", {k}={v}" for k, v in meta["settings_changed"].items() if k != "RATE_LIMIT"),
         f"bare: Flask + openai SDK, gunicorn gevent, {meta['workers']} workers; LiteLLM: {meta['litellm']}",
         "",
         f"{'metric':<48}{'FlaskLLM':>10}{'bare':>10}{'LiteLLM':>10}  {'target':<26}result",
@@ -1091,8 +1093,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"bench_gateway: project {ROOT}")
     say(f"LiteLLM: {litellm_note}")
     say(
-        "FlaskLLM: shipped defaults except RATE_LIMIT_ENABLED=false (shipped: 60 requests/min per token)"
-        + "".join(f", {k}={v}" for k, v in FLASKLLM_SETTINGS.items())
+        f"FlaskLLM: shipped defaults except RATE_LIMIT={BENCH_RATE_LIMIT}"
+        " (shipped: 60 requests/min per token)" + "".join(f", {k}={v}" for k, v in FLASKLLM_SETTINGS.items())
     )
     fast = fast_phase(rounds, args.seconds, why_not is None)
     rss = rss_phase(prompts, step=max(1, min(10_000, prompts // 5)))
@@ -1115,7 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_samples": ", ".join(
             f"{s['prompts']:,}: {s['rss_mib']} / {s['pss_mib']}" for s in rss["samples"]
         ),
-        "settings_changed": {"RATE_LIMIT_ENABLED": "false", **FLASKLLM_SETTINGS},
+        "settings_changed": {"RATE_LIMIT": BENCH_RATE_LIMIT, **FLASKLLM_SETTINGS},
         "wall_s": time.perf_counter() - started,
     }
     text = table(summary, meta)
