@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import openai as openai_sdk
@@ -21,7 +23,10 @@ import pytest
 from backend.providers.base import Job
 from backend.providers.openai import OpenAIProvider
 from scripts.mock_llm import MockLLM
+from tests.concurrently import all_at_once
 
+DATA = Path(__file__).resolve().parent.parent / "data"
+TLS_CERT, TLS_KEY = DATA / "loopback-tls.crt", DATA / "loopback-tls.key"  # CN and SAN 127.0.0.1, 100 years
 ANSWER = {
     "model": "gpt-test",
     "choices": [{"message": {"role": "assistant", "content": "Zusammenfassung: alles grün"}}],
@@ -72,7 +77,8 @@ class Recorder:
 
     def __init__(self, mode: str) -> None:
         """`mode`: plain; gzip (every answer compressed); hang_up (the server closes each
-        connection right after its answer, without saying so); close (it says so)."""
+        connection right after its answer, without saying so); close (it says so); tls
+        (HTTPS with the self-signed loopback certificate in tests/data)."""
         self.mode = mode
         self.seen: list[tuple[dict[str, str], Any]] = []
         self.paths: list[str] = []
@@ -108,7 +114,13 @@ class Recorder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
+        scheme = "http"
+        if mode == "tls":
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(TLS_CERT, TLS_KEY)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/v1"
 
 
 @pytest.fixture(params=["plain"])
@@ -160,22 +172,12 @@ def test_concurrent_calls_use_as_many_connections_as_calls_in_flight(recorder: R
     assert provider._direct is not None
     connections = provider._direct.connections
     connections._keep_idle = 3
-    start = threading.Barrier(6)
-    failures: list[BaseException] = []
 
-    def call() -> None:
-        start.wait()
-        try:
-            for _ in range(5):
-                provider.attempt(job(), 5.0)
-        except BaseException as exc:
-            failures.append(exc)
+    def five_calls() -> None:
+        for _ in range(5):
+            provider.attempt(job(), 5.0)
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = all_at_once(five_calls, threads=6)
     assert failures == [] and len(recorder.paths) == 30
     assert len(recorder.peers) < 30 and len(connections._idle) <= 3  # reused, and no more kept
     before = len(recorder.peers)
@@ -183,3 +185,22 @@ def test_concurrent_calls_use_as_many_connections_as_calls_in_flight(recorder: R
     assert len(recorder.peers) == before
     connections.close()
     assert connections._idle == []
+
+
+@pytest.mark.parametrize("recorder", ["tls"], indirect=True)
+def test_https_goes_the_direct_route_with_the_clients_own_tls_settings(recorder: Recorder) -> None:
+    """Real providers are HTTPS: the connections are made with the SDK client's TLS context,
+    so a certificate it trusts works (and the connection is reused), one it does not is a
+    connection error, as the SDK itself would raise."""
+    trusting = openai_sdk.DefaultHttpxClient(verify=ssl.create_default_context(cafile=str(TLS_CERT)))
+    provider = provider_for(
+        openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, http_client=trusting, max_retries=0)
+    )
+    assert provider._direct is not None
+    assert [provider.attempt(job(), 5.0).text for _ in range(3)] == ["Zusammenfassung: alles grün"] * 3
+    assert len(recorder.peers) == 1 and recorder.seen[-1][0]["Host"] == f"127.0.0.1:{recorder.port}"
+
+    stranger = provider_for(openai_sdk.OpenAI(api_key="sk-test", base_url=recorder.url, max_retries=0))
+    assert stranger._direct is not None
+    with pytest.raises(openai_sdk.APIConnectionError):
+        stranger.attempt(job(), 5.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from backend.state import (
     utc_day,
 )
 from backend.state_sqlite import SQLiteStateStore
+from tests.concurrently import all_at_once
 from tests.redis_server import RedisServer, redis_server_binary
 
 
@@ -169,24 +171,11 @@ def test_workers_opening_a_fresh_file_at_the_same_moment_all_start(tmp_path: Pat
     first connection switches a new file to WAL; SQLite answers the others "database is
     locked" at once, without its busy wait, and a worker that took that as fatal failed to
     boot (seen in the benchmark: the whole server stopped)."""
+
+    def open_it(path: Path) -> object:
+        return SQLiteStateStore(path).list_tokens() if store_class == "state" else SQLiteStore(path).get("k")
+
     failures: list[BaseException] = []
     for attempt in range(20):
-        path = tmp_path / f"fresh-{attempt}.sqlite3"
-        start = threading.Barrier(6)
-
-        def open_it(path: Path = path, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                if store_class == "state":
-                    SQLiteStateStore(path).list_tokens()
-                else:
-                    SQLiteStore(path).get("k")
-            except BaseException as exc:
-                failures.append(exc)
-
-        threads = [threading.Thread(target=open_it) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures += all_at_once(partial(open_it, tmp_path / f"fresh-{attempt}.sqlite3"), threads=6)
     assert failures == []
