@@ -277,8 +277,10 @@ class ResponseCache:
         if text is not None:
             return _parsed(text)
         text = self._store_call(lambda store: store.get(key))
-        value = _parsed(text) if text else None
-        if value is not None and text:
+        if not text:
+            return None
+        value = _parsed(text)
+        if value is not None:
             self._remember(key, text)
         return value
 

@@ -148,7 +148,7 @@ class _DirectRoute:
     def post(self, body: dict[str, Any], seconds_left: float) -> Any:
         content = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
         headers = [*self.headers, (b"Content-Length", str(len(content)).encode())]
-        timeout = {"connect": seconds_left, "read": seconds_left, "write": seconds_left, "pool": seconds_left}
+        timeout = dict.fromkeys(("connect", "read", "write"), seconds_left)  # no pool to wait for
         try:
             status, answer_headers, data = self.connections.request(
                 "POST", self.core_url, headers=headers, content=content, extensions={"timeout": timeout}
