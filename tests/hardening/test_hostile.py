@@ -288,6 +288,10 @@ def test_dev_server_logs_no_query_string(tmp_path: Path) -> None:
         "LLM_PROVIDER": "local",
         "PORT": str(port),
         "CACHE_URL": "memory://",
+        # Its files in the test's folder, never in the checkout's instance/ (the ledger
+        # there would count these requests as a user's).
+        "JOBS_URL": f"sqlite:///{tmp_path / 'jobs.sqlite3'}",
+        "STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
         "LOG_LEVEL": "DEBUG",
     }
     proc = subprocess.Popen(
