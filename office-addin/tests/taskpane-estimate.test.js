@@ -30,6 +30,20 @@ const outputs = (workbook, n) => JSON.parse(JSON.stringify(workbook.excel.getVal
 const submitted = (server) => server.batches().length + server.posts().length;
 const tick = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
 
+
+// The next run once the budget reset (a fresh server, skip filled): it sends exactly the rows
+// from `first` on, which the run before left as ERROR or empty, and fills them.
+async function rerunAfterReset(env, first, rows) {
+  const server = fakeJobsServer({ token: TOKEN });
+  const again = openPane({ ...env, server });
+  await again.idle();
+  again.$("process").click();
+  await again.idle();
+  assert.deepEqual(server.batches().flatMap((c) => c.body.items.map((i) => i.prompt)), env.texts.slice(first));
+  assert.deepEqual(outputs(env.workbook, rows).slice(first), env.texts.slice(first).map((t) => `summary:${t}`));
+  again.close();
+}
+
 test("estimateText and confirmText say rows, cached, to run, cost (or price unknown), time and budget", () => {
   const e = { rows: 120, invalid: 2, cached: 20, toRun: 98, inputTokens: 12345, outputTokens: 6000, costUsd: 0.0123, seconds: 14.2, provider: "openai", model: "gpt-4", confirm: true, budget: { limitUsd: 5, spentUsd: 1.2, remainingUsd: 3.8, period: "day", resetsAt: "2026-12-04T00:00:00Z" } };
   assert.equal(estimateText(e), "Estimate: 120 rows · 20 cached · 98 to run · 2 invalid · est. $0.01 · about 15 s · budget left $3.80 of $5.00 per day");
@@ -187,15 +201,7 @@ test("budget_exceeded rows in /batch answers: ERROR with the message, no more ch
   env.pane.close();
 
   // The budget reset: the next run (skip filled) sends exactly the ERROR and empty rows.
-  const server = fakeJobsServer({ token: TOKEN });
-  const again = openPane({ ...env, server });
-  await again.idle();
-  again.$("process").click();
-  await again.idle();
-  const sent = server.batches().flatMap((c) => c.body.items.map((i) => i.prompt));
-  assert.deepEqual(sent, env.texts.slice(5));
-  assert.deepEqual(outputs(env.workbook, 100).slice(5), env.texts.slice(5).map((t) => `summary:${t}`));
-  again.close();
+  await rerunAfterReset(env, 5, 100);
 });
 
 // A timeout: a pane that waited out the budget's Retry-After would hang here instead of failing.
@@ -236,12 +242,5 @@ test("budget_exceeded rows of a job say ERROR with the message, the status says 
   assert.equal(env.server.repeatedRows(), 0);
   env.pane.close();
 
-  const server = fakeJobsServer({ token: TOKEN });
-  const again = openPane({ ...env, server });
-  await again.idle();
-  again.$("process").click();
-  await again.idle();
-  assert.deepEqual(server.batches().flatMap((c) => c.body.items.map((i) => i.prompt)), env.texts.slice(100));
-  assert.deepEqual(outputs(env.workbook, 150).slice(100), env.texts.slice(100).map((t) => `summary:${t}`));
-  again.close();
+  await rerunAfterReset(env, 100, 150);
 });
