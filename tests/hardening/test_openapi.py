@@ -266,6 +266,8 @@ def test_export_script_writes_what_the_server_serves(tmp_path: Path) -> None:
         "LLM_PROVIDER": "local",
         "MAX_PROMPT_LENGTH": "777",
         "PUBLIC_URL": "https://llm.example.com",
+        "JOBS_URL": f"sqlite:///{tmp_path / 'jobs.sqlite3'}",  # not the checkout's instance/
+        "STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
     }
     out = tmp_path / "openapi.json"
     subprocess.run(

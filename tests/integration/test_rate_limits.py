@@ -6,6 +6,7 @@ RATE_LIMIT is per minute, so within one test no budget refills: counts are exact
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,7 +139,9 @@ def test_switched_off(make_app: Callable[..., Flask]) -> None:
     assert client.post("/api/v1/batch", json=rows(5), headers=hdr()).status_code == 200
 
 
-def test_switched_off_from_the_environment(mock: MockLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_switched_off_from_the_environment(
+    mock: MockLLM, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from backend import create_app
     from backend.settings import Settings
 
@@ -147,6 +150,8 @@ def test_switched_off_from_the_environment(mock: MockLLM, monkeypatch: pytest.Mo
     monkeypatch.setenv("API_TOKEN", TOKEN)
     monkeypatch.setenv("LLM_PROVIDER", "local")
     monkeypatch.setenv("CACHE_URL", "memory://")
+    monkeypatch.setenv("JOBS_URL", f"sqlite:///{tmp_path / 'jobs.sqlite3'}")  # not the checkout's instance/
+    monkeypatch.setenv("STATE_URL", f"sqlite:///{tmp_path / 'state.sqlite3'}")
     client = create_app(Settings(_env_file=None)).test_client()
     for _ in range(4):
         assert ask(client).status_code == 200
