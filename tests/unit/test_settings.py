@@ -163,10 +163,14 @@ def test_configured_token_is_kept() -> None:
     assert [t.get_secret_value() for t in settings.api_token] == ["mine"]
 
 
-def test_app_exposes_generated_token_in_development() -> None:
+def test_app_exposes_generated_token_in_development(tmp_path: Path) -> None:
     from backend import create_app
 
-    app = create_app(settings_without_env_file(llm_provider="local", cache_url="memory://"))
+    files = {  # the test's own, not the checkout's instance/
+        "jobs_url": f"sqlite:///{tmp_path / 'jobs.sqlite3'}",
+        "state_url": f"sqlite:///{tmp_path / 'state.sqlite3'}",
+    }
+    app = create_app(settings_without_env_file(llm_provider="local", cache_url="memory://", **files))
     token = app.config["GENERATED_TOKEN"]
     client = app.test_client()
     ok = client.post("/api/v1/webhook", json={"prompt": "Hello there."}, headers={"X-API-Token": token})
