@@ -149,16 +149,17 @@ def pss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-def app_env(env: dict[str, str]) -> dict[str, str]:
-    """A production environment for the app (bench token, SQLite cache in a temp dir) plus `env`."""
-    tmp = tempfile.mkdtemp(prefix="flaskllm-bench-")
+def app_env(env: dict[str, str], data: str) -> dict[str, str]:
+    """A production environment for the app plus `env`: the bench token, and the cache, job
+    and state files in `data` (never the checkout's instance/, where a user's ledger lives)."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "API_TOKEN"))},
         "ENVIRONMENT": "production",
         "API_TOKEN": TOKEN,
         "LOG_LEVEL": "WARNING",
-        "CACHE_URL": f"sqlite:///{tmp}/cache.sqlite3",
-        "STATE_URL": f"sqlite:///{tmp}/state.sqlite3",
+        "CACHE_URL": f"sqlite:///{data}/cache.sqlite3",
+        "JOBS_URL": f"sqlite:///{data}/jobs.sqlite3",
+        "STATE_URL": f"sqlite:///{data}/state.sqlite3",
         "RATE_LIMIT_ENABLED": "false",
         **env,
     }
@@ -195,7 +196,10 @@ def gunicorn(
         args += ["--threads", str(threads)]
     else:
         args += ["--worker-connections", "1000"]
-    with _running([*args, "wsgi:application"], port, app_env(env)) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="flaskllm-bench-") as data,
+        _running([*args, "wsgi:application"], port, app_env(env, data)) as server,
+    ):
         yield server
 
 
@@ -203,16 +207,17 @@ def gunicorn(
 def gunicorn_deployed(env: dict[str, str], worker_class: str = "gevent") -> Iterator[Server]:
     """The app as deployed: gunicorn configured only by gunicorn.conf.py and the environment."""
     port = free_port()
-    full_env = app_env(
-        {
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKER_CLASS": worker_class,
-            "GUNICORN_LOGLEVEL": "warning",
-            **env,
-        }
-    )
+    settings = {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKER_CLASS": worker_class,
+        "GUNICORN_LOGLEVEL": "warning",
+        **env,
+    }
     args = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:application"]
-    with _running(args, port, full_env) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="flaskllm-bench-") as data,
+        _running(args, port, app_env(settings, data)) as server,
+    ):
         yield server
 
 

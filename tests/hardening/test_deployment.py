@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -30,17 +31,26 @@ CONF = ROOT / "gunicorn.conf.py"
 
 
 def gunicorn_config(env: dict[str, str], cwd: Path = ROOT) -> dict[str, str]:
-    """gunicorn's effective settings for gunicorn.conf.py under `env`, as it prints them."""
+    """gunicorn's effective settings for gunicorn.conf.py under `env`, as it prints them.
+
+    `--print-config` also loads the app, which opens its job and state files: they go to a
+    folder of their own, not the checkout's instance/ (a user's ledger lives there).
+    """
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    out = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--print-config", "-c", str(CONF), "wsgi:application"],
-        cwd=cwd,
-        env={**keep, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    with tempfile.TemporaryDirectory(prefix="flaskllm-conf-") as data:
+        files = {
+            "JOBS_URL": f"sqlite:///{data}/jobs.sqlite3",
+            "STATE_URL": f"sqlite:///{data}/state.sqlite3",
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "--print-config", "-c", str(CONF), "wsgi:application"],
+            cwd=cwd,
+            env={**keep, **files, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
     pairs = (line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {name.strip(): value.strip() for name, value in pairs}
 
