@@ -69,6 +69,7 @@ def usage() -> Response:
     last = _day_arg("to", today)
     if (last - first).days >= MAX_DAYS:  # at most a year at a time: the answer says which
         first = last - timedelta(days=MAX_DAYS - 1)
+    app_state.ledger.flush()  # this process's free usage (cache hits) is written first
     store = app_state.state_store
     who = None if caller.admin else caller.name
     rows = store.usage(who, first.isoformat(), last.isoformat())
