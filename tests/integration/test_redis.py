@@ -204,3 +204,13 @@ def test_app_starts_while_redis_is_down(make_app: Callable[..., Flask], mock: Mo
         assert client.get("/api/v1/health").status_code == 200
     finally:
         server.close()
+
+
+def test_limits_hold_in_memory_while_the_limit_store_is_down(make_app: Callable[..., Flask]) -> None:
+    server = RedisServer()  # never started: the limiter falls back to its in-memory storage
+    try:
+        limited = {"rate_limit_enabled": True, "rate_limit": 2, "rate_limit_storage_uri": server.url}
+        client = make_app(**limited).test_client()
+        assert [ask(client, f"Row {n}.").status_code for n in range(3)] == [200, 200, 429]
+    finally:
+        server.close()

@@ -43,3 +43,23 @@ def test_work_and_polling_have_separate_budgets() -> None:
     assert polled.status_code == 404  # not refused by the spent work budget
     assert polled.headers["X-RateLimit-Limit"] == "50"
     assert client.get("/api/v1/health").status_code == 200  # exempt
+
+
+def test_limits_are_checked_once_per_request_by_the_route_decorator() -> None:
+    app = limited_app(rate_limit=2)
+    limiter = app.extensions["flaskllm"].limiter
+    assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])  # no 2nd pass
+    checks = []
+    real = limiter.limiter.hit
+
+    def hit(*args: object, **kwargs: object) -> bool:
+        checks.append(args)
+        return bool(real(*args, **kwargs))
+
+    limiter._limiter.hit = hit
+    client = app.test_client()
+    for expected in (200, 200, 429):
+        resp = client.post("/api/v1/webhook", json={"prompt": "Hi there."}, headers={"X-API-Token": TOKEN})
+        assert resp.status_code == expected
+    assert len(checks) == 3
+    assert resp.headers["X-RateLimit-Limit"] == "2" and int(resp.headers["Retry-After"]) >= 1
