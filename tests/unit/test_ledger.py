@@ -132,3 +132,19 @@ def test_free_usage_still_pending_is_written_when_the_process_exits(tmp_path: Pa
     subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True, timeout=60)
     store = CountingStore(build_state_store(url, str(tmp_path)))
     assert totals(store, "ana") == (3, 3, 3)
+
+
+def test_a_ledger_that_cannot_write_logs_the_loss_and_the_answer_still_goes_out(
+    store: CountingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(batches: Iterable[UsageBatch]) -> None:
+        raise OSError("disk full")
+
+    store.add_usage = down  # type: ignore[method-assign]
+    ledger = ledger_on(store)
+    cache_hit(ledger)
+    cache_hit(ledger, Caller("c2", "bob"))
+    ledger.flush()
+    lost = [r for r in caplog.records if r.getMessage() == "usage not recorded"]
+    assert sorted(r.token_name for r in lost) == ["ana", "bob"]  # type: ignore[attr-defined]
+    assert all(r.error == "OSError" for r in lost)  # type: ignore[attr-defined]
