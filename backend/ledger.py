@@ -12,7 +12,7 @@ from the cache, a duplicate or a shared flight) spent nothing, so no budget wait
 its counts are added to one pending batch per token and day, and written at most
 FREE_WRITE_DELAY seconds later, by a timer, by a usage read in this process, or when the
 process exits. A recalculation of 1,000 cached cells is then one write a second instead of
-ten, and a cache hit costs no database transaction (about 90 µs of its 450 µs of CPU).
+ten, and a cache hit costs no database transaction (about 90 µs of its 540 µs of CPU).
 What a `kill -9` can lose is the last second of free counts, never a paid call.
 """
 
