@@ -122,15 +122,7 @@ class Server:
 
 def rss_mib(pids: list[int]) -> float:
     """Resident memory of these processes together, in MiB (/proc; gone processes count 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return _proc_kib(pids, "status", "VmRSS:") / 1024
 
 
 def pss_mib(pids: list[int]) -> float:
@@ -138,15 +130,20 @@ def pss_mib(pids: list[int]) -> float:
     the pages workers still share with the master after fork) is split among the processes
     that map it, so the sum is what the deployment takes from the machine. Summed RSS counts
     a shared page once per process."""
+    return _proc_kib(pids, "smaps_rollup", "Pss:") / 1024
+
+
+def _proc_kib(pids: list[int], file: str, field: str) -> int:
+    """The kB figure of `field` in /proc/<pid>/<file>, summed over `pids` (gone ones count 0)."""
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
+            for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+                if line.startswith(field):
                     total += int(line.split()[1])
         except OSError:
             continue
-    return total / 1024
+    return total
 
 
 def app_env(env: dict[str, str], data: str) -> dict[str, str]:

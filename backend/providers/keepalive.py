@@ -90,9 +90,3 @@ class KeepAlive:
                     self._idle.append(connection)
                     return
         connection.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
